@@ -122,6 +122,16 @@ class GPT(nn.Module):
         return KVCache(cfg.n_layer, batch_size, cfg.n_kv_head, cfg.head_dim, max_len or cfg.block_size,
                        device or p.device, dtype or p.dtype)
 
+    def embed(self, idx, # token ids (B, T)
+              position_ids): # their positions (B, T)
+        "Token plus position embeddings after dropout (B, T, C), and RoPE's (cos, sin) (B, 1, T, hs) or None"
+        x = self.transformer.wte(idx)                                                  # (B, T, C)
+        rope = None
+        if self.config.pos == 'learned': x = x + self.transformer.wpe(position_ids)
+        elif self.config.pos == 'sinusoidal': x = x + self.pe[position_ids].to(x.dtype)
+        else: rope = (self.rope_cos[position_ids][:, None], self.rope_sin[position_ids][:, None])  # (B, 1, T, hs)
+        return self.transformer.drop(x), rope
+
     def hidden_states(self, idx, cache=None, attn_mask=None, position_ids=None):
         "Final normalised hidden states (B, T, C); arguments as in `forward`"
         B, T = idx.shape
@@ -129,15 +139,12 @@ class GPT(nn.Module):
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size={self.config.block_size}")
         if position_ids is None: position_ids = torch.arange(start, start + T, device=idx.device).expand(B, T)
-        x = self.transformer.wte(idx)                                                  # (B, T, C)
-        rope = None
-        if self.config.pos == 'learned': x = x + self.transformer.wpe(position_ids)
-        elif self.config.pos == 'sinusoidal': x = x + self.pe[position_ids].to(x.dtype)
-        else: rope = (self.rope_cos[position_ids][:, None], self.rope_sin[position_ids][:, None])  # (B, 1, T, hs)
-        x = self.transformer.drop(x)
-        mask = None                                      # None: plain causal attention inside the kernel
-        if attn_mask is not None or (start > 0 and T > 1):
-            T_k = start + T
+        x, rope = self.embed(idx, position_ids)
+        T_k, mask = start + T, None                      # None: plain causal attention inside the kernel
+        if attn_mask is not None and T == 1:             # a decode step: nothing to hide but the padding
+            mask = attn_mask[:, None, None, :T_k] != 0                                   # (B, 1, 1, T_k)
+            mask[..., -1] = True                         # a token always sees itself
+        elif attn_mask is not None or (start > 0 and T > 1):
             mask = torch.ones(T, T_k, dtype=torch.bool, device=idx.device).tril(diagonal=start)[None, None]  # (1, 1, T, T_k)
             if attn_mask is not None:                    # (B, T_k): 1 = real token, 0 = padding; a token always sees itself
                 diag = torch.zeros(T, T_k, dtype=torch.bool, device=idx.device)
