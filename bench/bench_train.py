@@ -1,0 +1,86 @@
+"""Training throughput: llm_nb's `Trainer` + `GPT` against transformers' `GPT2LMHeadModel`, same run.
+
+Same model shape, batch, fused AdamW (decay groups), gradient clipping and autocast dtype for both; the
+peer is trained by the usual loop (`model(input_ids, labels=...)`, backward, step). Runs alternate between
+the two (A B A B ...) and the table reports the median seconds per step, so a busy machine slows both alike.
+Model FLOPs utilisation (MFU) = 6N + 12·L·d·T FLOPs per token × tokens/s ÷ the measured matmul peak.
+
+    python bench/bench_train.py                      # 4 layers, d=256, vocab 4096, T=256, B=16
+    python bench/bench_train.py --steps 8 --rounds 3 --compile
+"""
+import argparse, math, statistics, time
+import torch
+from transformers import GPT2LMHeadModel
+from llm_nb.model import GPT, GPTConfig, hf_config
+from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS
+
+def matmul_peak(dtype, n=2048, reps=10):
+    "Best FLOP/s of an n×n @ n×n matmul in `dtype`"
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = math.inf
+    for _ in range(reps):
+        t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+class StepTimes(Callback):
+    "Seconds of each optimizer step"
+    order = 1000
+    def before_fit(self, learn): self.times, self.t = [], time.perf_counter()
+    def after_step(self, learn):
+        now = time.perf_counter(); self.times.append(now - self.t); self.t = now
+
+def ours(cfg, batch, steps, dtype, compile=False):
+    torch.manual_seed(0)
+    timer = StepTimes()
+    cbs = [timer] + ([CompileCB()] if compile else [])
+    Trainer(GPT(cfg), lambda step: [batch], cbs=cbs, max_steps=steps, lr=1e-3, dtype=dtype).fit()
+    return timer.times
+
+def hf(cfg, batch, steps, dtype):
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(hf_config(cfg)).train()
+    opt = make_optimizer(model, 1e-3)
+    x, _ = batch
+    times, t = [], time.perf_counter()
+    for _ in range(steps):
+        with torch.autocast("cpu", dtype=PRECISIONS[dtype], enabled=dtype != "fp32"):
+            loss = model(input_ids=x, labels=x).loss   # HF shifts the labels itself
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); opt.zero_grad(set_to_none=True)
+        now = time.perf_counter(); times.append(now - t); t = now
+    return times
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-layer", type=int, default=4); p.add_argument("--n-embd", type=int, default=256)
+    p.add_argument("--vocab", type=int, default=4096); p.add_argument("--block", type=int, default=256)
+    p.add_argument("--batch", type=int, default=16); p.add_argument("--steps", type=int, default=6, help="steps per run (the first is dropped)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating runs of each contender")
+    p.add_argument("--compile", action="store_true", help="also time our trainer with torch.compile")
+    a = p.parse_args()
+    cfg = GPTConfig(vocab_size=a.vocab, block_size=a.block, n_layer=a.n_layer, n_head=max(1, a.n_embd // 64), n_embd=a.n_embd)
+    g = torch.Generator().manual_seed(0)
+    xy = torch.randint(0, a.vocab, (a.batch, a.block + 1), generator=g)
+    batch = (xy[:, :-1], xy[:, 1:])
+    flops_tok = GPT(cfg).flops_per_token()
+    peaks = {d: matmul_peak(PRECISIONS[d]) for d in ("fp32", "bf16")}
+    print(f"model: {a.n_layer} layers x {a.n_embd}, vocab {a.vocab}, T={a.block}, B={a.batch}; "
+          f"{flops_tok / 1e6:.1f} MFLOP/token; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
+    contenders = {"llm_nb Trainer": lambda d: ours(cfg, batch, a.steps, d), "HF GPT2LMHeadModel": lambda d: hf(cfg, batch, a.steps, d)}
+    if a.compile: contenders["llm_nb Trainer + compile"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True)[2:]
+    rows = []
+    for dtype in ("fp32", "bf16"):
+        times = {name: [] for name in contenders}
+        for _ in range(a.rounds):
+            for name, run in contenders.items(): times[name] += run(dtype)[1:]
+        for name in contenders:
+            tok_s = a.batch * a.block / statistics.median(times[name])
+            rows.append((dtype, name, tok_s, tok_s * flops_tok / peaks[dtype]))
+    hf_speed = {d: s for d, n, s, _ in rows if n.startswith("HF")}
+    print(f"| dtype | trainer | tokens/s | vs HF | MFU |\n|---|---|---:|---:|---:|")
+    for d, n, s, mfu in rows: print(f"| {d} | {n} | {s:,.0f} | {s / hf_speed[d]:.2f}x | {mfu:.1%} |")
+
+if __name__ == "__main__": main()
