@@ -14,6 +14,7 @@ from fastcore.script import call_parse
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 from nbdev.config import get_config
+from nbdev.process import extract_directives
 from nbdev.processors import FilterDefaults
 
 # %% auto #0
@@ -80,7 +81,7 @@ def _no_eval(flags):
     "A `preproc` for `CaptureShell.run_all` that skips what `nbdev_test` skips"
     def skip(cell):
         if cell.cell_type!='code' or 'nbdev_export'+'(' in cell.source: return True
-        d = getattr(cell, 'directives_', {}) or {}
+        d = extract_directives(cell, remove=False)   # `read_nb` cells carry no parsed directives
         if d.get('eval:', [''])[0].lower()=='false': return True
         return bool(set(flags) & d.keys())
     return skip

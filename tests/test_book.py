@@ -8,7 +8,7 @@ import base64, fcntl, json, os, re, select, shutil, subprocess, tempfile, time
 from pathlib import Path
 
 import pytest
-from llm_nb.book import read_book, book_chapters, build_book, split_directives, readme_md, readme_cli
+from llm_nb.book import read_book, book_chapters, build_book, split_directives, readme_md, readme_cli, execute_nb
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT/'ci-artifacts'
@@ -52,6 +52,18 @@ def test_every_notebook_is_a_chapter():
     assert chapters[0].src.as_posix()=='nbs/index.ipynb'
     numbered = [c.src.name for c in chapters if c.number.isdigit()]
     assert numbered==sorted(numbered), f"chapters out of file-name order in _quarto.yml: {numbered}"
+
+
+def test_execute_skips_what_nbdev_test_skips(tmp_path):
+    "Executing for the book runs cells as nbdev_test does: `eval: false` and `tst_flags` cells are skipped"
+    from execnb.nbio import new_nb, mk_cell, write_nb, read_nb
+    path = tmp_path/'t.ipynb'
+    write_nb(new_nb([mk_cell("#| eval: false\nraise RuntimeError('needs the network')"),
+                     mk_cell("#| slow\nraise RuntimeError('slow demo')"),
+                     mk_cell("x = 6 * 7\nx")]), path)
+    nb = execute_nb(read_nb(path), path)
+    assert ''.join(nb.cells[2].outputs[0]['data']['text/plain']) == '42'
+    assert not nb.cells[0].outputs and not nb.cells[1].outputs
 
 
 # ---- README ----
