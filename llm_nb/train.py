@@ -10,7 +10,7 @@ __all__ = ['PRECISIONS', 'TRAIN_PRESETS', 'lm_loss', 'perplexity', 'bits_per_byt
            'pretrain', 'cli', 'load_gpt', 'train_cli', 'generate_cli']
 
 # %% ../nbs/07_pretraining.ipynb #1eb8a2a2
-import math, os, sys, re, json, time, shutil, hashlib, contextlib, ast
+import math, os, sys, json, time, shutil, hashlib, contextlib, ast
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
 from typing import Callable
@@ -637,8 +637,13 @@ def cli(func):
     def _f(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
         parser = anno_parser(func, prog=Path(sys.argv[0]).name)
-        argv = [re.sub(r"^--[^=]+", lambda m: m[0][:2] + m[0][2:].replace("-", "_"), a) for a in sys.argv[1:]]
-        flags = vars(parser.parse_args(argv))
+        known = {o for action in parser._actions for o in action.option_strings}   # fastcore 1: --a_b; fastcore 2: --a-b
+        def spelled(arg):
+            name, eq, value = arg.partition("=")
+            if not name.startswith("--") or name in known: return arg
+            alts = [f"--{name[2:].replace('-', '_')}", f"--{name[2:].replace('_', '-')}"]
+            return next((alt + eq + value for alt in alts if alt in known), arg)
+        flags = vars(parser.parse_args([spelled(a) for a in sys.argv[1:]]))
         for k in ("pdb", "xtra"): flags.pop(k, None)
         return func(**flags)
     return _f
