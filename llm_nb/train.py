@@ -29,13 +29,12 @@ from .tokenizer import BPETokenizer
 from .generate import generate
 
 # %% ../nbs/07_pretraining.ipynb #ff5d7bbc
-def lm_loss(model, # a GPT (possibly wrapped in DDP or torch.compile) returning logits (B, T, V)
+def lm_loss(model, # a GPT, possibly wrapped in DDP or torch.compile
             batch  # (x, y): input ids (B, T) and next-token targets (B, T); target -100 is ignored
            ) -> torch.Tensor:
     "Mean next-token cross-entropy in nats per target token"
     x, y = batch
-    logits = model(x)
-    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100)
+    return model(x, targets=y)   # the GPT fuses its output layer with the loss (chapter 05): no logits stored
 
 def perplexity(loss:float # mean cross-entropy, nats per token
               ) -> float:
@@ -73,8 +72,8 @@ def evaluate(model,            # a GPT
     groups = [full[i : i + batch_size] for i in range(0, len(full), batch_size)] + [[w] for w in short]
     for group in groups:
         xy = torch.from_numpy(np.stack(group)).to(device)
-        with autocast(): logits = model(xy[:, :-1])
-        total += F.cross_entropy(logits.flatten(0, 1).float(), xy[:, 1:].flatten(), reduction="sum").item()
+        with autocast(): loss = model(xy[:, :-1], targets=xy[:, 1:])    # mean over the group's targets
+        total += loss.item() * xy[:, 1:].numel()
         count += xy[:, 1:].numel()
     model.train(was_training)
     return total / count, count
