@@ -4,6 +4,8 @@ Same model shape, batch, fused AdamW (decay groups), gradient clipping and autoc
 peer is trained by the usual loop (`model(input_ids, labels=...)`, backward, step). Runs alternate between
 the two (A B A B ...) and the table reports the median seconds per step, so a busy machine slows both alike.
 Model FLOPs utilisation (MFU) = 6N + 12·L·d·T FLOPs per token × tokens/s ÷ the measured matmul peak.
+The last row times only the matmuls of a step (no softmax, GELU, norms, loss or optimizer): no implementation
+of this model, ours or HF's, can be faster than it on this machine.
 
     python bench/bench_train.py                      # 4 layers, d=256, vocab 4096, T=256, B=16
     python bench/bench_train.py --steps 8 --rounds 3 --compile
@@ -36,6 +38,25 @@ def ours(cfg, batch, steps, dtype, compile=False):
     cbs = [timer] + ([CompileCB()] if compile else [])
     Trainer(GPT(cfg), lambda step: [batch], cbs=cbs, max_steps=steps, lr=1e-3, dtype=dtype).fit()
     return timer.times
+
+def matmuls_only(cfg, batch, steps, dtype):
+    "Seconds per step of only the matmuls a training step does (forward and both backward GEMMs of every Linear, attention's"
+    " batched matmuls, the tied output layer), on preallocated tensors: the ceiling for any implementation of this model"
+    x, _ = batch
+    B, T = x.shape
+    n, C, nh, dt = B * T, cfg.n_embd, cfg.n_head, PRECISIONS[dtype]
+    linears = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * cfg.n_layer + [(C, cfg.vocab_size)]   # (in, out)
+    shapes = [((n, i), (i, o)) for i, o in linears]                    # forward: activations @ weight
+    shapes += [((n, o), (o, i)) for i, o in linears] + [((i, n), (n, o)) for i, o in linears]   # backward: dX, dW
+    bmm = [((B * nh, T, C // nh), (B * nh, C // nh, T)), ((B * nh, T, T), (B * nh, T, C // nh))] * cfg.n_layer
+    shapes += bmm * 3                                                  # forward, and two GEMMs each in backward
+    operands = [(torch.randn(a, dtype=dt), torch.randn(b, dtype=dt)) for a, b in shapes]
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        for a, b in operands: torch.matmul(a, b)
+        times.append(time.perf_counter() - t)
+    return times
 
 def hf(cfg, batch, steps, dtype):
     torch.manual_seed(0)
@@ -71,6 +92,7 @@ def main():
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
     contenders = {"llm_nb Trainer": lambda d: ours(cfg, batch, a.steps, d), "HF GPT2LMHeadModel": lambda d: hf(cfg, batch, a.steps, d)}
     if a.compile: contenders["llm_nb Trainer + compile"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True)[2:]
+    contenders["only the matmuls (ceiling)"] = lambda d: matmuls_only(cfg, batch, a.steps, d)
     rows = []
     for dtype in ("fp32", "bf16"):
         times = {name: [] for name in contenders}

@@ -165,7 +165,7 @@ class GPT(nn.Module):
         if targets is None: return self.lm_head(h)
         return linear_cross_entropy(h, self.lm_head.weight, targets)
 
-# %% ../nbs/05_model.ipynb
+# %% ../nbs/05_model.ipynb #3da85adf
 class LinearCrossEntropy(torch.autograd.Function):
     "Mean cross-entropy of the logits h @ weight.T, chunk by chunk; the gradients are made in the forward pass"
     @staticmethod

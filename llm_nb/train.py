@@ -512,7 +512,7 @@ class TrainConfig:
 TRAIN_PRESETS = dict(
     tiny = TrainConfig(GPTConfig(vocab_size=320, block_size=64, n_layer=2, n_head=2, n_embd=64),
                        batch_size=8, lr=3e-3, warmup=5, dtype="fp32", max_steps=50, eval_every=10, eval_windows=8, ckpt_every=10),
-    cpu = TrainConfig(GPTConfig(vocab_size=4096, block_size=256, n_layer=3, n_head=4, n_embd=256),
+    cpu = TrainConfig(GPTConfig(vocab_size=4096, block_size=256, n_layer=2, n_head=4, n_embd=256),
                       batch_size=16, lr=2e-3, warmup=100),
 )
 
