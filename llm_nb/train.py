@@ -14,7 +14,7 @@ import math, os, sys, json, time, shutil, hashlib, contextlib, ast
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
 from typing import Callable
-import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import numpy as np, torch, torch.nn as nn
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 import matplotlib.pyplot as plt
