@@ -10,12 +10,12 @@ from pathlib import Path
 import yaml, pypandoc, typst
 from fastcore.foundation import working_directory
 from fastcore.parallel import parallel
-from fastcore.script import call_parse
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 from nbdev.config import get_config
 from nbdev.process import extract_directives
 from nbdev.processors import FilterDefaults
+from .runs import cli
 
 # %% auto #0
 __all__ = ['Chapter', 'read_book', 'book_chapters', 'execute_nb', 'proc_nb', 'proc_book', 'split_directives', 'heading_ids',
@@ -581,7 +581,7 @@ def quarto_render(root='.', # project root
     shutil.rmtree(root/'_docs', ignore_errors=True)
     shutil.move(root/proc/'_docs', root/'_docs')
 
-@call_parse
+@cli
 def book_cli(execute:bool=False, # execute the notebooks into _proc/ first (skipping `tst_flags` cells), as CI does
              n_workers:int=2, # processes for executing and processing notebooks
              no_pdf:bool=False, # skip the PDF
@@ -620,7 +620,7 @@ def readme_md(nb_path, # the front page notebook, `nbs/index.ipynb`
     return f'<!-- Generated from {nbs_dir}/{Path(nb_path).name} by llm_nb_readme: edit the notebook, not this file. -->\n\n{md}\n'
 
 # %% ../nbs/90_book.ipynb #4d91022b
-@call_parse
+@cli
 def readme_cli(check:bool=False, # only check that README.md is current; exit 1 if not
                root:str='.', # a folder inside the project
               ):
