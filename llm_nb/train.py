@@ -27,6 +27,7 @@ from .model import GPT, GPTConfig
 from .data import load_corpus, split_documents, encode_to_file, read_tokens, cache_dir
 from .tokenizer import BPETokenizer
 from .generate import generate
+from .speedrun import muon_adamw, wsd_lr
 
 # %% ../nbs/07_pretraining.ipynb #ff5d7bbc
 def lm_loss(model, # a GPT, possibly wrapped in DDP or torch.compile
@@ -167,13 +168,15 @@ class Trainer:
                  weight_decay:float=0.1,        # AdamW decay of >= 2-D parameters
                  betas=(0.9, 0.95),             # Adam's moment decay rates
                  grad_clip:float|None=1.0,      # max global gradient norm; None = no clipping
-                 dtype:str="fp32"):             # fp32 | bf16 | fp16 autocast for forward passes
+                 dtype:str="fp32",              # fp32 | bf16 | fp16 autocast for forward passes
+                 opt_fn:Callable|None=None,     # model -> optimizer (groups may carry a `peak_lr`); None = `make_optimizer`
+                 schedule:Callable=lr_at):      # (step, max_lr, total_steps, warmup, min_lr_frac) -> lr
         if dtype not in PRECISIONS: raise ValueError(f"dtype={dtype!r}; choose one of {list(PRECISIONS)}")
         self.model, self.batches, self.loss_fn = model, batches, loss_fn
         self.cbs = sorted(cbs, key=lambda cb: cb.order)
         self.max_steps, self.lr, self.warmup, self.min_lr_frac = max_steps, lr, warmup, min_lr_frac
-        self.grad_clip, self.dtype = grad_clip, dtype
-        self.opt = make_optimizer(model, lr, weight_decay, betas)
+        self.grad_clip, self.dtype, self.schedule = grad_clip, dtype, schedule
+        self.opt = opt_fn(model) if opt_fn else make_optimizer(model, lr, weight_decay, betas)
         self.device = next(model.parameters()).device
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype == "fp16")
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -204,8 +207,9 @@ class Trainer:
         return self
 
     def one_step(self):
-        self.lr_now = lr_at(self.step, self.lr, self.max_steps, self.warmup, self.min_lr_frac)
-        for g in self.opt.param_groups: g["lr"] = self.lr_now
+        scale = self.schedule(self.step, 1.0, self.max_steps, self.warmup, self.min_lr_frac)
+        self.lr_now = self.lr * scale
+        for g in self.opt.param_groups: g["lr"] = g.get("peak_lr", self.lr) * scale
         self.micro_batches, self.log = self.batches(self.step), {}
         self.callback("before_step")
         self.model.train()
@@ -486,6 +490,16 @@ class TrainConfig:
     compile: bool = False            # torch.compile the model
     seed: int = 0                    # model init and batch offsets
     val_frac: float = 0.1            # fraction of documents held out for validation
+    optimizer: str = "adamw"         # adamw | muon (Muon for the blocks' matrices, AdamW for the rest; chapter 07a)
+    muon_lr: float = 0.02            # Muon's peak learning rate (optimizer='muon')
+    embed_lr: float = None           # AdamW peak lr of the embeddings (optimizer='muon'); None = lr
+    schedule: str = "cosine"         # cosine (warmup, cosine to min_lr_frac) | wsd (warmup, constant, linear decay)
+    decay_frac: float = 0.3          # fraction of the steps in WSD's final decay
+
+    def __post_init__(self):
+        for field, ok in (("optimizer", ("adamw", "muon")), ("schedule", ("cosine", "wsd")), ("dtype", tuple(PRECISIONS))):
+            if getattr(self, field) not in ok: raise ValueError(f"{field}={getattr(self, field)!r}; choose one of {ok}")
+        if self.embed_lr is not None and self.optimizer != "muon": raise ValueError("embed_lr needs optimizer='muon'")
 
     @classmethod
     def from_dict(cls, d:dict): return cls(**{**d, "model": GPTConfig(**d["model"])})
@@ -608,8 +622,10 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
     if cfg.compile: cbs.append(CompileCB())
     if time_budget: cbs.append(TimeBudgetCB(time_budget))
     cbs += list(extra_cbs)
+    opt_fn = (lambda m: muon_adamw(m, cfg.lr, cfg.muon_lr, cfg.embed_lr, cfg.weight_decay)) if cfg.optimizer == "muon" else None
+    schedule = (lambda *a: wsd_lr(*a, decay_frac=cfg.decay_frac)) if cfg.schedule == "wsd" else lr_at
     learn = Trainer(model, batches, lm_loss, cbs, cfg.max_steps, cfg.lr, cfg.warmup, cfg.min_lr_frac,
-                    cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype)
+                    cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype, opt_fn=opt_fn, schedule=schedule)
     if resume: load_checkpoint(learn, out/"checkpoint")
     t_fit = time.time()
     learn.fit()
