@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['PRECISIONS', 'TRAIN_PRESETS', 'lm_loss', 'perplexity', 'bits_per_byte', 'evaluate', 'RandomWindows', 'make_optimizer',
            'lr_at', 'plot_schedule', 'Callback', 'CancelFitException', 'Trainer', 'EvalCB', 'sample_text', 'SampleCB',
-           'read_metrics', 'MetricsCB', 'plot_loss', 'ProgressCB', 'TimeBudgetCB', 'find_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'CheckpointCB', 'DDPCB', 'CompileCB', 'TrainConfig', 'RunData', 'prepare_data',
-           'pretrain', 'cli', 'load_gpt', 'train_cli', 'generate_cli']
+           'read_metrics', 'MetricsCB', 'plot_loss', 'ProgressCB', 'TimeBudgetCB', 'save_checkpoint', 'load_checkpoint',
+           'CheckpointCB', 'DDPCB', 'CompileCB', 'TrainConfig', 'RunData', 'prepare_data', 'pretrain', 'train_cli',
+           'generate_cli']
 
 # %% ../nbs/07_pretraining.ipynb #1eb8a2a2
-import math, os, sys, json, time, shutil, hashlib, contextlib, ast
+import math, os, sys, json, time, shutil, hashlib, contextlib
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
 from typing import Callable
@@ -18,8 +18,6 @@ import numpy as np, torch, torch.nn as nn
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 import matplotlib.pyplot as plt
-from functools import wraps
-from fastcore.script import anno_parser
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 from IPython.display import display
 from safetensors.torch import save_model, load_model
@@ -27,6 +25,7 @@ from .model import GPT, GPTConfig
 from .data import load_corpus, split_documents, encode_to_file, read_tokens, cache_dir
 from .tokenizer import BPETokenizer
 from .generate import generate
+from .runs import UsageError, cli, find_checkpoint, load_gpt, open_run, save_run, parse_overrides, with_fields, positive
 from .speedrun import muon_adamw, wsd_lr
 
 # %% ../nbs/07_pretraining.ipynb #ff5d7bbc
@@ -396,14 +395,6 @@ class TimeBudgetCB(Callback):
     def load_state_dict(self, state): self.elapsed = state["elapsed"]
 
 # %% ../nbs/07_pretraining.ipynb #7e9b3844
-def find_checkpoint(path # a checkpoint folder
-                   ) -> Path|None:
-    "`path` if it is a complete checkpoint, else the previous one left aside by an interrupted save, else None"
-    path = Path(path)
-    for p in (path, path.with_name(f".{path.name}.old")):
-        if (p/"trainer.json").exists(): return p
-    return None
-
 def save_checkpoint(learn:Trainer, # the trainer to save
                     path,          # checkpoint folder (replaced atomically)
                     files=()       # extra files copied in (e.g. the tokenizer)
@@ -481,7 +472,7 @@ class TrainConfig:
     warmup: int = 30                 # linear warmup steps
     min_lr_frac: float = 0.1         # final learning rate / peak
     weight_decay: float = 0.1        # AdamW decay of >= 2-D weights
-    grad_clip: float = 1.0           # max global gradient norm
+    grad_clip: float|None = 1.0      # max global gradient norm; None = no clipping
     dtype: str = "bf16"              # fp32 | bf16 | fp16 autocast
     max_steps: int = 2000            # steps when no time budget is given
     eval_every: int = 100            # steps between validation estimates
@@ -497,31 +488,29 @@ class TrainConfig:
     decay_frac: float = 0.3          # fraction of the steps in WSD's final decay
 
     def __post_init__(self):
-        for field, ok in (("optimizer", ("adamw", "muon")), ("schedule", ("cosine", "wsd")), ("dtype", tuple(PRECISIONS))):
-            if getattr(self, field) not in ok: raise ValueError(f"{field}={getattr(self, field)!r}; choose one of {ok}")
-        if self.embed_lr is not None and self.optimizer != "muon": raise ValueError("embed_lr needs optimizer='muon'")
+        for name in ("batch_size", "accum", "lr", "max_steps", "eval_every", "eval_windows", "ckpt_every", "muon_lr"):
+            if not getattr(self, name) > 0: raise UsageError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name, ok in (("dtype", tuple(PRECISIONS)), ("optimizer", ("adamw", "muon")), ("schedule", ("cosine", "wsd"))):
+            if getattr(self, name) not in ok: raise UsageError(f"{name}={getattr(self, name)!r}; choose one of {list(ok)}")
+        if self.embed_lr is not None and (self.optimizer != "muon" or self.embed_lr <= 0):
+            raise UsageError(f"embed_lr={self.embed_lr!r} needs optimizer='muon' and a positive value")
+        if not 0 < self.decay_frac <= 1: raise UsageError(f"decay_frac must be in (0, 1], got {self.decay_frac!r}")
+        if self.warmup < 0 or not 0 <= self.min_lr_frac <= 1: raise UsageError(f"need warmup >= 0 and 0 <= min_lr_frac <= 1, got {self.warmup}, {self.min_lr_frac}")
+        if self.grad_clip is not None and self.grad_clip <= 0: raise UsageError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
 
     @classmethod
     def from_dict(cls, d:dict): return cls(**{**d, "model": GPTConfig(**d["model"])})
 
     def override(self, spec:str|None # 'key=value,...' of TrainConfig or GPTConfig fields, e.g. 'n_layer=6,lr=1e-3'
                 ) -> "TrainConfig":
-        "A copy with fields changed from a 'key=value,...' string"
-        if not spec: return self
-        mine, model_fields = {f.name for f in fields(self)}, {f.name for f in fields(self.model)}
-        top, model = {}, {}
-        for item in spec.split(","):
-            key, sep, raw = item.partition("=")
-            key = key.strip()
-            if not sep: raise ValueError(f"override {item!r} is not key=value")
-            try: value = ast.literal_eval(raw.strip())
-            except (ValueError, SyntaxError): value = raw.strip()
-            if key in mine and key != "model": top[key] = value
-            elif key in model_fields: model[key] = value
-            else: raise ValueError(f"unknown field {key!r}; TrainConfig has {sorted(mine - {'model'})}, GPTConfig has {sorted(model_fields)}")
+        "A copy with fields changed from a 'key=value,...' string, each value checked against its field's type"
+        changes, mine, model_fields = parse_overrides(spec), {f.name for f in fields(self)} - {"model"}, {f.name for f in fields(GPTConfig)}
+        if unknown := [k for k in changes if k not in mine | model_fields]:
+            raise UsageError(f"unknown field {unknown[0]!r}; TrainConfig has {sorted(mine)}, GPTConfig has {sorted(model_fields)}")
+        model = {k: changes.pop(k) for k in list(changes) if k in model_fields}
         if "n_head" in model and "n_kv_head" not in model and self.model.n_kv_head == self.model.n_head:
             model["n_kv_head"] = model["n_head"]   # plain multi-head attention stays plain
-        return replace(self, model=replace(self.model, **model), **top)
+        return with_fields(self, {**changes, "model": with_fields(self.model, model)})
 
 TRAIN_PRESETS = dict(
     tiny = TrainConfig(GPTConfig(vocab_size=320, block_size=64, n_layer=2, n_head=2, n_embd=64),
@@ -591,22 +580,14 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
             ) -> dict:
     "Train a BPE tokenizer and a GPT on `corpus`; write checkpoint, metrics, samples and loss plot to `out`"
     out = Path(out)
-    if resume:
-        if not (out/"run.json").exists(): raise ValueError(f"{out} holds no run to resume (no run.json)")
-        run = json.loads((out/"run.json").read_text())
-        cfg, corpus, time_budget, prompt = TrainConfig.from_dict(run["cfg"]), run["corpus"], run["time_budget"], run["prompt"]
-    elif find_checkpoint(out/"checkpoint"):
-        raise ValueError(f"{out} already holds a run; resume it with --resume {out} or choose another --out")
-    cfg = cfg or TRAIN_PRESETS["cpu"]
+    positive(time_budget=time_budget)
+    args = dict(cfg=asdict(cfg or TRAIN_PRESETS["cpu"]), corpus=str(corpus), time_budget=time_budget, prompt=prompt)
+    args = open_run(out, "pretrain", args, resume)          # checks only: nothing is written before the run starts
+    cfg, corpus, time_budget, prompt = TrainConfig.from_dict(args["cfg"]), args["corpus"], args["time_budget"], args["prompt"]
     rank, world, device = _setup_distributed()
     if device.type == "cuda" and cfg.dtype == "bf16" and not torch.cuda.is_bf16_supported(): cfg = replace(cfg, dtype="fp16")
     t_start = time.time()
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            (out/"run.json").write_text(json.dumps(dict(cfg=asdict(cfg), corpus=str(corpus), time_budget=time_budget, prompt=prompt), indent=1))
-            for f in ("samples.txt", "metrics.jsonl"): (out/f).unlink(missing_ok=True)
-        data = prepare_data(corpus, cfg.model.vocab_size, cfg.val_frac, cfg.seed)
+    if rank == 0: data = prepare_data(corpus, cfg.model.vocab_size, cfg.val_frac, cfg.seed)
     if world > 1:
         dist.barrier()
         if rank: data = prepare_data(corpus, cfg.model.vocab_size, cfg.val_frac, cfg.seed)
@@ -626,7 +607,12 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
     schedule = (lambda *a: wsd_lr(*a, decay_frac=cfg.decay_frac)) if cfg.schedule == "wsd" else lr_at
     learn = Trainer(model, batches, lm_loss, cbs, cfg.max_steps, cfg.lr, cfg.warmup, cfg.min_lr_frac,
                     cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype, opt_fn=opt_fn, schedule=schedule)
-    if resume: load_checkpoint(learn, out/"checkpoint")
+    ckpt = find_checkpoint(out/"checkpoint") if resume else None   # a run killed before its first checkpoint starts over
+    if rank == 0:
+        if not resume: save_run(out, "pretrain", args)
+        if not ckpt:
+            for f in ("samples.txt", "metrics.jsonl"): (out/f).unlink(missing_ok=True)
+    if ckpt: load_checkpoint(learn, ckpt)
     t_fit = time.time()
     learn.fit()
     fit_s = time.time() - t_fit
@@ -645,50 +631,24 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
     if dist.is_initialized(): dist.barrier()
     return result
 
-# %% ../nbs/07_pretraining.ipynb #89f893a2
-def cli(func):
-    "Like fastcore's `call_parse`: called without arguments, `func` takes its flags from `sys.argv` (`--a-b` or `--a_b`)"
-    @wraps(func)
-    def _f(*args, **kwargs):
-        if args or kwargs: return func(*args, **kwargs)
-        parser = anno_parser(func, prog=Path(sys.argv[0]).name)
-        known = {o for action in parser._actions for o in action.option_strings}   # fastcore 1: --a_b; fastcore 2: --a-b
-        def spelled(arg):
-            name, eq, value = arg.partition("=")
-            if not name.startswith("--") or name in known: return arg
-            alts = [f"--{name[2:].replace('-', '_')}", f"--{name[2:].replace('_', '-')}"]
-            return next((alt + eq + value for alt in alts if alt in known), arg)
-        flags = vars(parser.parse_args([spelled(a) for a in sys.argv[1:]]))
-        for k in ("pdb", "xtra"): flags.pop(k, None)
-        return func(**flags)
-    return _f
-
 # %% ../nbs/07_pretraining.ipynb #c89fb953
-def load_gpt(path,            # a run folder or its checkpoint folder
-             device="cpu"     # where to put the model
-            ) -> tuple[GPT, BPETokenizer]:
-    "The model (in eval mode) and tokenizer saved in a checkpoint"
-    path = Path(path)
-    found = find_checkpoint(path/"checkpoint") or find_checkpoint(path)
-    if found is None: raise ValueError(f"no checkpoint in {path}")
-    model = GPT(GPTConfig(**json.loads((found/"config.json").read_text())))
-    load_model(model, str(found/"model.safetensors"), device=str(device))
-    return model.to(device).eval(), BPETokenizer.load(found/"tokenizer.json")
-
 @cli
 def train_cli(preset:str="cpu",                # recipe: a key of TRAIN_PRESETS
               corpus:str="shakespeare",        # corpus name, .txt file or folder of .txt files
               out:str="runs/shakespeare",      # output folder
               time_budget:float=300,           # seconds of training; the LR schedule is sized to fit
               max_steps:int=None,              # train exactly this many steps instead (no time budget)
-              resume:str=None,                 # continue the run in this folder (other flags are ignored)
+              resume:bool=False,               # continue the run in --out (with its own recipe and budget)
               override:str=None,               # change recipe fields, e.g. 'n_layer=6,lr=1e-3,batch_size=32'
               prompt:str="\n",                 # prompt for the sample generations
               quiet:bool=False):               # print only the final line
     "Pretrain a GPT (BPE tokenizer included) on a corpus; prints progress and the final validation bits/byte"
-    if resume: res = pretrain(out=resume, resume=True, verbose=not quiet)
+    positive(time_budget=time_budget, max_steps=max_steps)
+    if resume:
+        if override or max_steps: raise UsageError("--resume continues the run with its own recipe; drop --override and --max-steps")
+        res = pretrain(out=out, resume=True, verbose=not quiet)
     else:
-        if preset not in TRAIN_PRESETS: raise SystemExit(f"unknown preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
+        if preset not in TRAIN_PRESETS: raise UsageError(f"unknown preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
         cfg = TRAIN_PRESETS[preset].override(override)
         if max_steps: cfg = replace(cfg, max_steps=max_steps)
         res = pretrain(cfg, out, corpus, None if max_steps else time_budget, prompt=prompt, verbose=not quiet)
@@ -703,5 +663,7 @@ def generate_cli(out:str,                      # run folder (or checkpoint folde
                  top_p:float=None,             # nucleus sampling mass
                  seed:int=None):               # random seed (None: different text each time)
     "Sample text from a trained checkpoint"
+    positive(max_new_tokens=max_new_tokens, top_k=top_k, top_p=top_p)
+    if temperature < 0 or (top_p or 0) > 1: raise UsageError(f"need --temperature >= 0 and --top-p in (0, 1], got {temperature}, {top_p}")
     model, tok = load_gpt(out)
     print(sample_text(model, tok, prompt, max_new_tokens, temperature, top_k, top_p, seed))

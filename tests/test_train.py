@@ -72,7 +72,7 @@ def test_sigkill_resume_equals_uninterrupted(env, corpus, tmp_path, recipe):
     assert p.returncode == -signal.SIGKILL
     done = json.loads(state.read_text())["step"]
     assert 5 <= done < 40, done
-    subprocess.run([*TRAIN, "--resume", str(out), "--quiet"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    subprocess.run([*TRAIN, "--out", str(out), "--resume", "--quiet"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
     assert losses(out) == losses(tmp_path/"straight") and len(losses(out)) == 40
     a, b = weights(out), weights(tmp_path/"straight")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
