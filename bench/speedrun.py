@@ -1,25 +1,48 @@
 """The CPU speedrun's record (chapter 07a): one row per change, each a real five-minute `llm_nb_train` run.
 
-Every row is chapter 07's recipe (`--preset cpu-gpt2`) with an override; the rows accumulate the changes that paid,
-and a row marked `dropped` is measured on top of the row before it and then left out. `--run` trains every row whose
-run folder is missing, one after another (each one a separate command, under `--lock` if given, so that no other
-heavy job shares the CPU); without it the script prints the table from the run folders and writes the loss
-curves of the first and the last kept row to `--curves` (the data of chapter 07a's figure).
+Every row is chapter 07's recipe (`--preset cpu`) with an override; the rows accumulate the changes that paid, and a
+row marked `dropped` is measured on top of the row before it and then left out. The last row is `--preset speedrun`
+itself, a fresh run of the recipe the kept rows add up to. `--run` trains every row whose run folder is missing, one
+after another (each one a separate command, under `flock LOCK` if `--lock` is given, so that no other heavy job
+shares the CPU); without it the script prints the table from the run folders and writes the loss curves of the
+first and the last row to `--curves` (the data of chapter 07a's figure). Tokens/s and bits/byte are also given as
+a ratio to the first row, measured by the same command on the same machine.
 
-    python bench/speedrun.py --run --lock /work/cpu.lock    # ~6 minutes per missing row
+    python bench/speedrun.py --run --lock /work/cpu.lock    # ~5.5 minutes per missing row
     python bench/speedrun.py                                # the markdown table
+    python bench/speedrun.py --pilots [--run --lock ...]    # each trick alone on top of Muon, 300 steps (~2.5 min each)
 """
-import argparse, json, subprocess, sys
+import argparse, json, subprocess
 from pathlib import Path
 
 M = "optimizer=muon,muon_lr=0.02"
 U = M + ",tie_weights=False,embed_lr=0.02"
 R = U + ",pos=rope"
-ROWS = [  # (run name, what changed, override of the cpu-gpt2 preset, kept)
-    ("base", "chapter 07's `cpu` recipe: GPT-2, 2 layers × 256, AdamW, cosine", "", True),
-    ("muon", "+ Muon (lr 0.02) for the blocks' matrices, AdamW for the rest", M, True),
-    ("untied", "+ untied head, embeddings at AdamW lr 0.02", U, True),
-    ("rope", "+ rotary positions", R, True),
+V = R + ",vocab_size=2048"
+ROWS = [  # (run name, what changed, preset, override, kept)
+    ("base", "chapter 07's `cpu` recipe: GPT-2, BPE 4,096, 2 layers × 256, AdamW, cosine", "cpu", "", True),
+    ("muon", "+ Muon (lr 0.02) for the blocks' matrices, AdamW for the rest", "cpu", M, True),
+    ("untied", "+ untied head, embeddings at AdamW lr 0.02", "cpu", U, True),
+    ("rope", "+ rotary positions", "cpu", R, True),
+    ("vocab2048", "+ BPE 2,048 (a smaller head)", "cpu", V, True),
+    ("tuned", "+ embeddings at lr 0.05, warmup 30 steps", "cpu", V.replace("embed_lr=0.02", "embed_lr=0.05") + ",warmup=30", True),
+    ("speedrun", "**`--preset speedrun`**: the row above as a preset, a fresh run", "speedrun", "", True),
+]
+PILOT_STEPS = 300
+PILOTS = [  # each trick alone on top of Muon, all at PILOT_STEPS steps (the same 1.23M tokens): (run name, change, override)
+    ("p_base", "chapter 07's `cpu` recipe (AdamW)", ""),
+    ("p_muon02", "Muon, lr 0.02", M),
+    ("p_muon01", "Muon, lr 0.01", "optimizer=muon,muon_lr=0.01"),
+    ("p_muon04", "Muon, lr 0.04", "optimizer=muon,muon_lr=0.04"),
+    ("p_untied_e006", "Muon + untied head, embeddings at lr 0.006", M + ",tie_weights=False,embed_lr=0.006"),
+    ("p_untied_e02", "Muon + untied head, embeddings at lr 0.02", U),
+    ("p_rope", "Muon + rotary positions", M + ",pos=rope"),
+    ("p_qk", "Muon + QK-norm", M + ",qk_norm=True"),
+    ("p_relu2", "Muon + ReLU²", M + ",mlp=relu2"),
+    ("p_zero", "Muon + zero-initialised projections", M + ",zero_init=True"),
+    ("p_ve", "Muon + value embeddings", M + ",value_embed=True"),
+    ("p_cap", "Muon + logit soft-cap 15", M + ",softcap=15.0"),
+    ("p_wsd", "Muon + warmup-stable-decay to 0", M + ",schedule=wsd,min_lr_frac=0.0"),
 ]
 
 def final_record(folder:Path) -> dict|None:
@@ -29,25 +52,39 @@ def final_record(folder:Path) -> dict|None:
     records = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     return records[-1] if records and records[-1].get("final") else None
 
+def pilot_table(root:Path) -> str:
+    "The pilots as a markdown table: bits/byte after the same steps, and the change from plain Muon"
+    lines = ["| change | val bits/byte | vs Muon alone |", "|---|---:|---:|"]
+    ref = final_record(root/"p_muon02")
+    for name, label, _ in PILOTS:
+        r = final_record(root/name)
+        if r is None: lines.append(f"| {label} | (not run) | |"); continue
+        lines.append(f"| {label} | {r['val_bpb']:.3f} | {r['val_bpb'] - ref['val_bpb']:+.3f} |" if ref else f"| {label} | {r['val_bpb']:.3f} | |")
+    return "\n".join(lines)
+
 def table(root:Path) -> str:
-    lines = ["| recipe | steps | tokens | tokens/s | val bits/byte |", "|---|---:|---:|---:|---:|"]
-    for name, label, _, kept in ROWS:
+    "The record as a markdown table; ratios are to the first row"
+    lines = ["| recipe | steps | tokens | tokens/s (× base) | val bits/byte (× base) |", "|---|---:|---:|---:|---:|"]
+    base = final_record(root/ROWS[0][0])
+    for name, label, _, _, kept in ROWS:
         r = final_record(root/name)
         if r is None: lines.append(f"| {label} | | | | (not run) |"); continue
-        bpb = f"{r['val_bpb']:.3f}" if kept else f"{r['val_bpb']:.3f} (dropped)"
-        lines.append(f"| {label} | {r['step']} | {r['tokens'] / 1e6:.2f}M | {r['tokens'] / r['fit_seconds'] / 1e3:.1f}k | {bpb} |")
+        speed = r["tokens"] / r["fit_seconds"]
+        ratio = lambda x, b: f" ({x / b:.2f}×)" if base else ""
+        bpb = f"{r['val_bpb']:.3f}{ratio(r['val_bpb'], base['val_bpb'] if base else 1)}" + ("" if kept else " dropped")
+        lines.append(f"| {label} | {r['step']} | {r['tokens'] / 1e6:.2f}M | {speed / 1e3:.1f}k"
+                     f"{ratio(speed, base['tokens'] / base['fit_seconds'] if base else 1)} | {bpb} |")
     return "\n".join(lines)
 
 def curves(root:Path) -> dict:
-    "Train loss and validation bits/byte against tokens for the first and the last kept row"
-    kept = [(name, label) for name, label, _, k in ROWS if k]
+    "Train loss (nats/token) and validation bits/byte against steps for the first and the last row, with each run's totals"
     out = {}
-    for name, label in (kept[0], kept[-1]):
+    for name, label, *_ in (ROWS[0], ROWS[-1]):
         recs = [json.loads(l) for l in (root/name/"metrics.jsonl").read_text().splitlines() if l.strip()]
-        steps = [r for r in recs if not r.get("final")]
-        out[name] = dict(label=label, tokens=[r["tokens"] for r in steps], loss=[round(r["loss"], 4) for r in steps],
-                         val_tokens=[r["tokens"] for r in steps if "val_bpb" in r], val_bpb=[round(r["val_bpb"], 4) for r in steps if "val_bpb" in r],
-                         final_bpb=recs[-1]["val_bpb"])
+        steps, final = [r for r in recs if not r.get("final")], recs[-1]
+        out[name] = dict(label=label, steps=[r["step"] for r in steps], loss=[round(r["loss"], 4) for r in steps],
+                         val_steps=[r["step"] for r in steps if "val_bpb" in r], val_bpb=[round(r["val_bpb"], 4) for r in steps if "val_bpb" in r],
+                         fit_seconds=final["fit_seconds"], final_loss=final["val_loss"], final_bpb=final["val_bpb"])
     return out
 
 def main():
@@ -55,18 +92,29 @@ def main():
     p.add_argument("--root", default="runs/speedrun", help="folder of the run folders")
     p.add_argument("--run", action="store_true", help="train the rows whose folders are missing")
     p.add_argument("--lock", help="run each training under `flock LOCK`")
+    p.add_argument("--pilots", action="store_true", help=f"the pilots instead: each trick alone, {PILOT_STEPS} steps")
     p.add_argument("--curves", default="bench/speedrun_curves.json", help="where the figure's data goes")
     a = p.parse_args()
     root = Path(a.root)
-    if a.run:
-        for name, _, override, _ in ROWS:
+    if a.pilots:
+        root = Path(a.root)/"pilots"
+        for name, _, override in PILOTS if a.run else ():
             if final_record(root/name): continue
-            cmd = ["llm_nb_train", "--preset", "cpu-gpt2", "--time-budget", "300", "--out", str(root/name), "--override", override, "--quiet"]
+            cmd = ["llm_nb_train", "--max-steps", str(PILOT_STEPS), "--out", str(root/name), "--quiet"] + (["--override", override] if override else [])
+            if a.lock: cmd = ["flock", a.lock] + cmd
+            print(" ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
+        return print(pilot_table(root))
+    if a.run:
+        for name, _, preset, override, _ in ROWS:
+            if final_record(root/name): continue
+            cmd = ["llm_nb_train", "--preset", preset, "--time-budget", "300", "--out", str(root/name), "--quiet"]
+            if override: cmd += ["--override", override]
             if a.lock: cmd = ["flock", a.lock] + cmd
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
     print(table(root))
-    if all(final_record(root/name) for name, *_ in ROWS):
+    if final_record(root/ROWS[0][0]) and final_record(root/ROWS[-1][0]):
         Path(a.curves).write_text(json.dumps(curves(root)) + "\n")
 
 if __name__ == "__main__": main()
