@@ -10,7 +10,7 @@ a ratio to the first row, measured by the same command on the same machine.
 
     python bench/speedrun.py --run --lock /work/cpu.lock    # ~5.5 minutes per missing row
     python bench/speedrun.py                                # the markdown table
-    python bench/speedrun.py --pilots [--run --lock ...]    # each trick alone on top of Muon, 300 steps (~2.5 min each)
+    python bench/speedrun.py --pilots [--run --lock ...]    # the pilots: each trick alone, 300 steps (~2.5 min each)
 """
 import argparse, json, subprocess
 from pathlib import Path
@@ -29,20 +29,25 @@ ROWS = [  # (run name, what changed, preset, override, kept)
     ("speedrun", "**`--preset speedrun`**: the row above as a preset, a fresh run", "speedrun", "", True),
 ]
 PILOT_STEPS = 300
-PILOTS = [  # each trick alone on top of Muon, all at PILOT_STEPS steps (the same 1.23M tokens): (run name, change, override)
-    ("p_base", "chapter 07's `cpu` recipe (AdamW)", ""),
-    ("p_muon02", "Muon, lr 0.02", M),
-    ("p_muon01", "Muon, lr 0.01", "optimizer=muon,muon_lr=0.01"),
-    ("p_muon04", "Muon, lr 0.04", "optimizer=muon,muon_lr=0.04"),
-    ("p_untied_e006", "Muon + untied head, embeddings at lr 0.006", M + ",tie_weights=False,embed_lr=0.006"),
-    ("p_untied_e02", "Muon + untied head, embeddings at lr 0.02", U),
-    ("p_rope", "Muon + rotary positions", M + ",pos=rope"),
-    ("p_qk", "Muon + QK-norm", M + ",qk_norm=True"),
-    ("p_relu2", "Muon + ReLU²", M + ",mlp=relu2"),
-    ("p_zero", "Muon + zero-initialised projections", M + ",zero_init=True"),
-    ("p_ve", "Muon + value embeddings", M + ",value_embed=True"),
-    ("p_cap", "Muon + logit soft-cap 15", M + ",softcap=15.0"),
-    ("p_wsd", "Muon + warmup-stable-decay to 0", M + ",schedule=wsd,min_lr_frac=0.0"),
+PILOTS = [  # short pilots, all PILOT_STEPS steps (the same 1.23M tokens): (run name, change, override, run it is compared with)
+    ("p_base", "chapter 07's `cpu` recipe (AdamW)", "", "p_muon02"),
+    ("p_muon02", "Muon, lr 0.02", M, "p_muon02"),
+    ("p_muon01", "Muon, lr 0.01", "optimizer=muon,muon_lr=0.01", "p_muon02"),
+    ("p_muon04", "Muon, lr 0.04", "optimizer=muon,muon_lr=0.04", "p_muon02"),
+    ("p_untied_e006", "Muon + untied head, embeddings at lr 0.006", M + ",tie_weights=False,embed_lr=0.006", "p_muon02"),
+    ("p_untied_e02", "Muon + untied head, embeddings at lr 0.02", U, "p_muon02"),
+    ("p_rope", "Muon + rotary positions", M + ",pos=rope", "p_muon02"),
+    ("p_qk", "Muon + QK-norm", M + ",qk_norm=True", "p_muon02"),
+    ("p_relu2", "Muon + ReLU²", M + ",mlp=relu2", "p_muon02"),
+    ("p_zero", "Muon + zero-initialised projections", M + ",zero_init=True", "p_muon02"),
+    ("p_ve", "Muon + value embeddings", M + ",value_embed=True", "p_muon02"),
+    ("p_cap", "Muon + logit soft-cap 15", M + ",softcap=15.0", "p_muon02"),
+    ("p_wsd", "Muon + warmup-stable-decay to 0", M + ",schedule=wsd,min_lr_frac=0.0", "p_muon02"),
+    ("s1", "Muon + untied head (lr 0.02) + rotary", R, "s1"),
+    ("s1_e05", "same, embeddings at lr 0.05", R.replace("embed_lr=0.02", "embed_lr=0.05"), "s1"),
+    ("s1_wu30", "same, warmup 30 steps", R + ",warmup=30", "s1"),
+    ("s1_lr4", "same, AdamW lr 4e-3 (head, gains, biases)", R + ",lr=0.004", "s1"),
+    ("s1_wd0", "same, no weight decay", R + ",weight_decay=0.0", "s1"),
 ]
 
 def final_record(folder:Path) -> dict|None:
@@ -53,13 +58,13 @@ def final_record(folder:Path) -> dict|None:
     return records[-1] if records and records[-1].get("final") else None
 
 def pilot_table(root:Path) -> str:
-    "The pilots as a markdown table: bits/byte after the same steps, and the change from plain Muon"
-    lines = ["| change | val bits/byte | vs Muon alone |", "|---|---:|---:|"]
-    ref = final_record(root/"p_muon02")
-    for name, label, _ in PILOTS:
-        r = final_record(root/name)
+    "The pilots as a markdown table: bits/byte after the same steps, and the change from the run each is compared with"
+    lines = ["| change | val bits/byte | vs reference |", "|---|---:|---:|"]
+    for name, label, _, ref in PILOTS:
+        r, b = final_record(root/name), final_record(root/ref)
         if r is None: lines.append(f"| {label} | (not run) | |"); continue
-        lines.append(f"| {label} | {r['val_bpb']:.3f} | {r['val_bpb'] - ref['val_bpb']:+.3f} |" if ref else f"| {label} | {r['val_bpb']:.3f} | |")
+        vs = "reference" if name == ref else "" if b is None else f"{r['val_bpb'] - b['val_bpb']:+.3f}"
+        lines.append(f"| {label} | {r['val_bpb']:.3f} | {vs} |")
     return "\n".join(lines)
 
 def table(root:Path) -> str:
@@ -98,7 +103,7 @@ def main():
     root = Path(a.root)
     if a.pilots:
         root = Path(a.root)/"pilots"
-        for name, _, override in PILOTS if a.run else ():
+        for name, _, override, _ in PILOTS if a.run else ():
             if final_record(root/name): continue
             cmd = ["llm_nb_train", "--max-steps", str(PILOT_STEPS), "--out", str(root/name), "--quiet"] + (["--override", override] if override else [])
             if a.lock: cmd = ["flock", a.lock] + cmd
