@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DPO_LOSSES', 'token_logps', 'sequence_logps', 'dpo_loss', 'plot_dpo_losses', 'sample_pairs', 'encode_pairs',
            'read_pairs', 'pad_pairs', 'reference_logps', 'PairBatches', 'DPOLoss', 'pair_metrics', 'DPOConfig',
-           'task_scores', 'dpo', 'dpo_cli']
+           'task_scores', 'dpo', 'dpo_cli', 'plot_dpo_history']
 
 # %% ../nbs/12_dpo.ipynb #ae960314
 import json, math, tempfile, time
@@ -101,8 +101,10 @@ def sample_pairs(model,                 # the SFT model, in eval mode
                                t.max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
     pairs = []
     for i, e in enumerate(examples):
-        scored = sorted({r.text: t.score(e.prompt, r.text) for r in replies[i * k:(i + 1) * k]}.items(), key=lambda x: x[1])
-        (worst, low), (best, high) = scored[0], scored[-1]
+        texts = {r.text.strip() for r in replies[i * k:(i + 1) * k]} - {""}   # an empty reply is no message
+        scored = sorted((t.score(e.prompt, x), x) for x in texts)
+        if len(scored) < 2: continue
+        (low, worst), (high, best) = scored[0], scored[-1]
         if high > low: pairs.append(dict(prompt=e.messages(with_answer=False), chosen=[dict(role="assistant", content=best)],
                                          rejected=[dict(role="assistant", content=worst)], chosen_score=high, rejected_score=low))
     return pairs
@@ -323,3 +325,21 @@ def dpo_cli(sft:str=None,                # the SFT run folder to align
     cfg = with_fields(cfg, {k: v for k, v in dict(beta=beta, loss_type=loss_type, max_steps=max_steps).items() if v is not None})
     res = dpo(cfg, sft, out, pairs, None if max_steps else time_budget, verbose=not quiet)
     if quiet: print(f"step {res['step']} | held-out accuracy {res.get('heldout_accuracy', float('nan')):.3f}")
+
+# %% ../nbs/12_dpo.ipynb #b85ad87e
+def plot_dpo_history(history:list[dict], # step logs of a DPO run (`read_metrics`)
+                     smooth:int=10,      # running mean over this many steps
+                     title:str=""):
+    "Policy log-probabilities of chosen and rejected training replies (left) and the implicit-reward accuracy (right) over steps"
+    def mean(key):
+        xs = [h[key] for h in history]
+        return [sum(xs[max(0, i - smooth + 1):i + 1]) / len(xs[max(0, i - smooth + 1):i + 1]) for i in range(len(xs))]
+    steps = [h["step"] for h in history]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3), dpi=90)
+    ax.plot(steps, mean("logp_chosen"), label="chosen"); ax.plot(steps, mean("logp_rejected"), label="rejected")
+    ax.set_xlabel("step"); ax.set_ylabel("log π(y | x)  (nats)"); ax.set_title("log-probabilities of the training replies"); ax.legend()
+    ax2.plot(steps, mean("reward_accuracy"), color="C2")
+    ax2.set_xlabel("step"); ax2.set_ylabel("share of pairs"); ax2.set_ylim(0, 1); ax2.set_title("implicit reward orders the pair right")
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout(); plt.close(fig)
+    return fig

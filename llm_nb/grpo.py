@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['GRPO_LOSSES', 'grpo_advantages', 'constant_groups', 'grpo_loss', 'GroupBatches', 'GRPOLoss', 'GRPOConfig', 'grpo',
-           'grpo_cli']
+           'grpo_cli', 'plot_grpo_history']
 
 # %% ../nbs/13_grpo.ipynb #ab8aa141
 import tempfile
@@ -227,3 +227,17 @@ def grpo_cli(sft:str=None,                # the SFT run folder to train
     cfg = with_fields(override_fields(GRPOConfig(), override), {k: v for k, v in dict(task=task, max_steps=max_steps).items() if v is not None})
     res = grpo(cfg, sft, out, None if max_steps else time_budget, verbose=not quiet)
     if quiet: print(" | ".join(f"{t} {res[t + '_score']:.3f}" for t in TASKS if t + "_score" in res) or f"step {res['step']}")
+
+# %% ../nbs/13_grpo.ipynb #9d0263a6
+def plot_grpo_history(runs:dict,      # label -> step logs of a GRPO run (`read_metrics`)
+                      smooth:int=10): # running mean over this many steps
+    "Mean reward, share of constant groups and mean completion length over the steps of GRPO runs"
+    def mean(xs): return [sum(xs[max(0, i - smooth + 1):i + 1]) / len(xs[max(0, i - smooth + 1):i + 1]) for i in range(len(xs))]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3), dpi=90)
+    for label, history in runs.items():
+        steps = [h["step"] for h in history]
+        for ax, key in zip(axes, ("reward", "constant_groups", "completion_len")): ax.plot(steps, mean([h[key] for h in history]), label=label)
+    for ax, name in zip(axes, ("mean reward of the samples", "share of constant groups (no signal)", "completion length (tokens)")):
+        ax.set_xlabel("step"); ax.set_title(name, fontsize=10)
+    axes[0].legend(fontsize=8); fig.tight_layout(); plt.close(fig)
+    return fig
