@@ -5,16 +5,20 @@ peer is trained by the usual loop (`model(input_ids, labels=...)`, backward, ste
 the two (A B A B ...) and the table reports the median seconds per step, so a busy machine slows both alike.
 Model FLOPs utilisation (MFU) = 6N + 12·L·d·T FLOPs per token × tokens/s ÷ the measured matmul peak.
 The last row times only the matmuls of a step (no softmax, GELU, norms, loss or optimizer): no implementation
-of this model, ours or HF's, can be faster than it on this machine.
+of this model, ours or HF's, can be faster than it on this machine. `--recipe` adds the speedrun's path: the
+same shape with the `speedrun` preset's model options and optimizer (chapter 07a: rotary positions, an untied head,
+Muon), which HF's GPT-2 cannot express, so it is compared with HF's GPT-2 of the same size.
 
     python bench/bench_train.py                      # 4 layers, d=256, vocab 4096, T=256, B=16
-    python bench/bench_train.py --steps 8 --rounds 3 --compile
+    python bench/bench_train.py --steps 8 --rounds 3 --compile --recipe
 """
 import argparse, math, statistics, time
+from dataclasses import replace
 import torch
 from transformers import GPT2LMHeadModel
 from llm_nb.model import GPT, GPTConfig, hf_config
-from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS
+from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS, TRAIN_PRESETS
+from llm_nb.speedrun import muon_adamw
 
 def matmul_peak(dtype, n=2048, reps=10):
     "Best FLOP/s of an n×n @ n×n matmul in `dtype`"
@@ -32,11 +36,17 @@ class StepTimes(Callback):
     def after_step(self, learn):
         now = time.perf_counter(); self.times.append(now - self.t); self.t = now
 
-def ours(cfg, batch, steps, dtype, compile=False):
+def ours(cfg, batch, steps, dtype, compile=False, recipe=None):
+    "Seconds per step of our Trainer; with `recipe` (a TrainConfig), its model options and optimizer at `cfg`'s shape"
     torch.manual_seed(0)
     timer = StepTimes()
     cbs = [timer] + ([CompileCB()] if compile else [])
-    Trainer(GPT(cfg), lambda step: [batch], cbs=cbs, max_steps=steps, lr=1e-3, dtype=dtype).fit()
+    opt_fn = None
+    if recipe is not None:
+        options = ('pos', 'norm', 'mlp', 'bias', 'tie_weights', 'qk_norm', 'value_embed', 'softcap', 'zero_init')
+        cfg = replace(cfg, **{k: getattr(recipe.model, k) for k in options})
+        if recipe.optimizer == 'muon': opt_fn = lambda m: muon_adamw(m, 1e-3, recipe.muon_lr, recipe.embed_lr)
+    Trainer(GPT(cfg), lambda step: [batch], cbs=cbs, max_steps=steps, lr=1e-3, dtype=dtype, opt_fn=opt_fn).fit()
     return timer.times
 
 def matmuls_only(cfg, batch, steps, dtype):
@@ -80,6 +90,7 @@ def main():
     p.add_argument("--batch", type=int, default=16); p.add_argument("--steps", type=int, default=6, help="steps per run (the first is dropped)")
     p.add_argument("--rounds", type=int, default=3, help="alternating runs of each contender")
     p.add_argument("--compile", action="store_true", help="also time our trainer with torch.compile")
+    p.add_argument("--recipe", action="store_true", help="also time our trainer with the speedrun preset's model options and optimizer")
     a = p.parse_args()
     cfg = GPTConfig(vocab_size=a.vocab, block_size=a.block, n_layer=a.n_layer, n_head=max(1, a.n_embd // 64), n_embd=a.n_embd)
     g = torch.Generator().manual_seed(0)
@@ -92,6 +103,7 @@ def main():
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
     contenders = {"llm_nb Trainer": lambda d: ours(cfg, batch, a.steps, d), "HF GPT2LMHeadModel": lambda d: hf(cfg, batch, a.steps, d)}
     if a.compile: contenders["llm_nb Trainer + compile"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True)[2:]
+    if a.recipe: contenders["llm_nb Trainer, speedrun recipe"] = lambda d: ours(cfg, batch, a.steps, d, recipe=TRAIN_PRESETS["speedrun"])
     contenders["only the matmuls (ceiling)"] = lambda d: matmuls_only(cfg, batch, a.steps, d)
     rows = []
     for dtype in ("fp32", "bf16"):

@@ -63,7 +63,7 @@ def prefers_explicit_attention(q:torch.Tensor, # queries (B, nh, T, hs) of a pla
 # %% ../nbs/04_attention.ipynb #19d2b459
 class CausalSelfAttention(nn.Module):
     "Multi-head or grouped-query causal self-attention with GPT-2 names, RoPE, KV cache, and the fastest measured kernel"
-    def __init__(self, cfg, # has n_embd, n_head, n_kv_head (None = n_head), bias, dropout
+    def __init__(self, cfg, # has n_embd, n_head, n_kv_head (None = n_head), bias, dropout; optionally qk_norm
                  layer_idx:int=0): # this layer's slot in a KVCache
         super().__init__()
         n_kv_head = cfg.n_kv_head or cfg.n_head
@@ -74,25 +74,31 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
+        qk_norm = getattr(cfg, 'qk_norm', False)   # RMSNorm of each head's queries and keys (chapter 07a)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-5) if qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-5) if qk_norm else None
 
-    def qkv(self, x, rope=None):
-        "Queries (B, nh, T, hs), keys and values (B, nkv, T, hs) of x (B, T, C), q and k rotated by `rope`"
+    def qkv(self, x, rope=None, ve=None):
+        "Queries (B, nh, T, hs), keys and values (B, nkv, T, hs) of x (B, T, C), q and k rotated by `rope`, `ve` added to v"
         B, T, C = x.shape
         kv_dim = self.n_kv_head * self.head_dim
         q, k, v = self.c_attn(x).split([C, kv_dim, kv_dim], dim=2)
+        if ve is not None: v = v + ve                                       # value embeddings (B, T, kv_dim)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)        # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)     # (B, nkv, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         return q, k, v
 
     def forward(self, x, # (B, T, C)
                 rope=None, # (cos, sin) broadcastable to (B, nh, T, hs), or None
                 cache=None, # KVCache holding the earlier positions, or None
-                mask=None): # bool (B, 1, T, T_k), True = may attend; None = causal
+                mask=None, # bool (B, 1, T, T_k), True = may attend; None = causal
+                ve=None): # value embeddings (B, T, n_kv_head * head_dim) added to the values, or None
         "Attention output (B, T, C)"
         B, T, C = x.shape
-        q, k, v = self.qkv(x, rope)
+        q, k, v = self.qkv(x, rope, ve)
         if cache is not None: k, v = cache.update(self.layer_idx, k, v)     # all positions so far
         T_k = k.size(2)
         dropout_p = self.dropout if self.training else 0.0

@@ -163,10 +163,10 @@ def decode_step(model, # a `GPT`
                ) -> Tensor:
     "Logits (B, V) of one decode step over the whole cache; shapes never change from step to step"
     keep = key_mask & (torch.arange(key_mask.size(1), device=idx.device) <= cache.slot)   # real and written
-    x, rope = model.embed(idx, position_ids)
+    x, rope, ve = model.embed(idx, position_ids)
     with sdpa_kernel(SDPBackend.MATH):         # one query: the written-out attention, fused by inductor
-        for block in model.transformer.h: x = block(x, rope, cache, keep[:, None, None])
-    return model.lm_head(model.transformer.ln_f(x))[:, -1]
+        for block in model.transformer.h: x = block(x, rope, cache, keep[:, None, None], ve)
+    return model.logits(model.transformer.ln_f(x))[:, -1]
 
 # %% ../nbs/06_generate.ipynb #f4c49de5
 class CompiledDecode:

@@ -30,16 +30,21 @@ class GPTConfig:
     bias: bool = True            # biases in Linear and LayerNorm (GPT-2: True)
     pos: str = 'learned'         # position scheme: learned | sinusoidal | rope
     norm: str = 'layernorm'      # layernorm | rmsnorm
-    mlp: str = 'gelu'            # gelu | swiglu
+    mlp: str = 'gelu'            # gelu | swiglu | relu2 (ReLU squared)
     rope_theta: float = 10000.0  # RoPE base
     tie_weights: bool = True     # lm_head shares the token-embedding matrix
+    qk_norm: bool = False        # RMSNorm on each head's queries and keys
+    value_embed: bool = False    # a second token embedding, added to the values of every layer
+    softcap: float = None        # logits become softcap * tanh(logits / softcap); None = no cap
+    zero_init: bool = False      # output projections (and an untied lm_head) start at zero
 
     def __post_init__(self):
         if self.n_kv_head is None: self.n_kv_head = self.n_head
         if self.n_embd % self.n_head: raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.n_head % self.n_kv_head: raise ValueError(f"n_head={self.n_head} must be divisible by n_kv_head={self.n_kv_head}")
-        for field, ok in (('pos', ('learned', 'sinusoidal', 'rope')), ('norm', ('layernorm', 'rmsnorm')), ('mlp', ('gelu', 'swiglu'))):
+        for field, ok in (('pos', ('learned', 'sinusoidal', 'rope')), ('norm', ('layernorm', 'rmsnorm')), ('mlp', ('gelu', 'swiglu', 'relu2'))):
             if getattr(self, field) not in ok: raise ValueError(f"{field}={getattr(self, field)!r}; choose one of {ok}")
+        if self.softcap is not None and self.softcap <= 0: raise ValueError(f"softcap={self.softcap} must be positive (or None)")
 
     @property
     def head_dim(self): return self.n_embd // self.n_head
@@ -53,10 +58,10 @@ def make_norm(cfg:GPTConfig # uses `norm`, `n_embd` and `bias`
 
 # %% ../nbs/05_model.ipynb #b1c5c333
 class MLP(nn.Module):
-    "Position-wise feed-forward network: c_proj(GELU(c_fc(x))), or SwiGLU when `cfg.mlp == 'swiglu'`"
+    "Position-wise feed-forward network: c_proj(GELU(c_fc(x))), SwiGLU or ReLU² as `cfg.mlp` says"
     def __init__(self, cfg:GPTConfig):
         super().__init__()
-        self.swiglu, hidden = cfg.mlp == 'swiglu', 4 * cfg.n_embd
+        self.swiglu, self.relu2, hidden = cfg.mlp == 'swiglu', cfg.mlp == 'relu2', 4 * cfg.n_embd
         self.c_fc = nn.Linear(cfg.n_embd, 2 * hidden if self.swiglu else hidden, bias=cfg.bias)  # SwiGLU: gate and value in one matmul
         self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
         self.dropout = nn.Dropout(cfg.dropout)
@@ -64,6 +69,7 @@ class MLP(nn.Module):
     def forward(self, x):                                   # (B, T, C)
         h = self.c_fc(x)                                    # (B, T, 4C), or (B, T, 8C) for SwiGLU
         if self.swiglu: gate, value = h.chunk(2, dim=-1); h = F.silu(gate) * value
+        elif self.relu2: h = F.relu(h).square()
         else: h = F.gelu(h, approximate='tanh')             # GPT-2's "gelu_new"
         return self.dropout(self.c_proj(h))                 # (B, T, C)
 
@@ -76,14 +82,14 @@ class Block(nn.Module):
         self.ln_1, self.attn = make_norm(cfg), CausalSelfAttention(cfg, layer_idx)
         self.ln_2, self.mlp = make_norm(cfg), MLP(cfg)
 
-    def forward(self, x, rope=None, cache=None, mask=None):   # x (B, T, C)
-        x = x + self.attn(self.ln_1(x), rope, cache, mask)
+    def forward(self, x, rope=None, cache=None, mask=None, ve=None):   # x (B, T, C)
+        x = x + self.attn(self.ln_1(x), rope, cache, mask, ve)
         return x + self.mlp(self.ln_2(x))
 
 class PostNormBlock(Block):
     "Post-norm block of the original transformer: ln_1(x + attn(x)), then ln_2(x + mlp(x))"
-    def forward(self, x, rope=None, cache=None, mask=None):
-        x = self.ln_1(x + self.attn(x, rope, cache, mask))
+    def forward(self, x, rope=None, cache=None, mask=None, ve=None):
+        x = self.ln_1(x + self.attn(x, rope, cache, mask, ve))
         return self.ln_2(x + self.mlp(x))
 
 # %% ../nbs/05_model.ipynb #8adec857
@@ -103,11 +109,13 @@ class GPT(nn.Module):
         else:
             cos, sin = rope_cache(cfg.block_size, cfg.head_dim, cfg.rope_theta)
             self.register_buffer('rope_cos', cos, persistent=False); self.register_buffer('rope_sin', sin, persistent=False)
+        if cfg.value_embed: self.transformer['vte'] = nn.Embedding(cfg.vocab_size, cfg.n_kv_head * cfg.head_dim)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_weights: self.lm_head.weight = self.transformer.wte.weight
         self.apply(self._init_weights)
         for name, p in self.named_parameters():   # GPT-2: residual projections get std 0.02/sqrt(2 * n_layer)
-            if name.endswith('c_proj.weight'): nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+            if name.endswith('c_proj.weight'): nn.init.normal_(p, mean=0.0, std=0.0 if cfg.zero_init else 0.02 / math.sqrt(2 * cfg.n_layer))
+        if cfg.zero_init and not cfg.tie_weights: nn.init.zeros_(self.lm_head.weight)
 
     def _init_weights(self, m):
         if isinstance(m, nn.Linear):
@@ -125,13 +133,19 @@ class GPT(nn.Module):
 
     def embed(self, idx, # token ids (B, T)
               position_ids): # their positions (B, T)
-        "Token plus position embeddings after dropout (B, T, C), and RoPE's (cos, sin) (B, 1, T, hs) or None"
+        "Token plus position embeddings after dropout (B, T, C), RoPE's (cos, sin) (B, 1, T, hs) or None, value embeddings or None"
         x = self.transformer.wte(idx)                                                  # (B, T, C)
         rope = None
         if self.config.pos == 'learned': x = x + self.transformer.wpe(position_ids)
         elif self.config.pos == 'sinusoidal': x = x + self.pe[position_ids].to(x.dtype)
         else: rope = (self.rope_cos[position_ids][:, None], self.rope_sin[position_ids][:, None])  # (B, 1, T, hs)
-        return self.transformer.drop(x), rope
+        ve = self.transformer.vte(idx) if self.config.value_embed else None            # (B, T, n_kv_head * hs)
+        return self.transformer.drop(x), rope, ve
+
+    def logits(self, h): # final hidden states (..., C)
+        "Scores over the vocabulary (..., V): `lm_head`, soft-capped when `config.softcap` is set"
+        z, cap = self.lm_head(h), self.config.softcap
+        return z if cap is None else cap * torch.tanh(z / cap)
 
     def hidden_states(self, idx, cache=None, attn_mask=None, position_ids=None):
         "Final normalised hidden states (B, T, C); arguments as in `forward`"
@@ -140,7 +154,7 @@ class GPT(nn.Module):
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size={self.config.block_size}")
         if position_ids is None: position_ids = torch.arange(start, start + T, device=idx.device).expand(B, T)
-        x, rope = self.embed(idx, position_ids)
+        x, rope, ve = self.embed(idx, position_ids)
         T_k, mask = start + T, None                      # None: plain causal attention inside the kernel
         if attn_mask is not None and T == 1:             # a decode step: nothing to hide but the padding
             mask = attn_mask[:, None, None, :T_k] != 0                                   # (B, 1, 1, T_k)
@@ -151,7 +165,7 @@ class GPT(nn.Module):
                 diag = torch.zeros(T, T_k, dtype=torch.bool, device=idx.device)
                 diag[torch.arange(T), torch.arange(start, T_k)] = True
                 mask = mask & (attn_mask[:, None, None, :T_k].bool() | diag)             # (B, 1, T, T_k)
-        for block in self.transformer.h: x = block(x, rope, cache, mask)
+        for block in self.transformer.h: x = block(x, rope, cache, mask, ve)
         if cache is not None: cache.advance(T)
         return self.transformer.ln_f(x)
 
@@ -162,14 +176,14 @@ class GPT(nn.Module):
                 targets=None): # (B, T) next-token ids (-100 = no target): return the loss instead of the logits
         "Logits (B, T, vocab_size) for token ids `idx` (B, T); with `targets`, their mean cross-entropy (nats per target)"
         h = self.hidden_states(idx, cache, attn_mask, position_ids)
-        if targets is None: return self.lm_head(h)
-        return linear_cross_entropy(h, self.lm_head.weight, targets)
+        if targets is None: return self.logits(h)
+        return linear_cross_entropy(h, self.lm_head.weight, targets, softcap=self.config.softcap)
 
 # %% ../nbs/05_model.ipynb #3da85adf
 class LinearCrossEntropy(torch.autograd.Function):
-    "Mean cross-entropy of the logits h @ weight.T, chunk by chunk; the gradients are made in the forward pass"
+    "Mean cross-entropy of the logits h @ weight.T (optionally soft-capped), chunk by chunk; the gradients are made in the forward pass"
     @staticmethod
-    def forward(ctx, h, weight, targets, ignore_index, chunk_rows): # h (N, C), weight (V, C), targets (N,)
+    def forward(ctx, h, weight, targets, ignore_index, chunk_rows, softcap): # h (N, C), weight (V, C), targets (N,)
         device = h.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype  # matmul precision
         hc, wc = h.to(dtype), weight.to(dtype)
@@ -182,15 +196,18 @@ class LinearCrossEntropy(torch.autograd.Function):
         for s in range(0, len(h), chunk_rows):
             rows = slice(s, s + chunk_rows)
             h_i, t_i, keep = hc[rows], safe[rows], valid[rows]
-            logits = h_i @ wc.t()                                   # (n, V): only chunk_rows rows exist at a time
-            nll = -F.log_softmax(logits.float(), -1).gather(1, t_i[:, None]).squeeze(1)
+            z = (h_i @ wc.t()).float()                              # (n, V) fp32: only chunk_rows rows exist at a time
+            if softcap is not None: th = torch.tanh(z / softcap); z = th * softcap
+            logp = z.log_softmax(-1)                                # one fused pass
+            nll = -logp.gather(1, t_i[:, None]).squeeze(1)
             total += (nll * keep).sum()
             if need_h or need_w:
-                g = logits.softmax(-1)                              # d nll / d logits = softmax - onehot(target)
-                g[torch.arange(len(t_i), device=g.device), t_i] -= 1
-                keep = keep[:, None].to(dtype)                      # ignored rows contribute no gradient
-                if need_h: dh[rows] = (g @ wc) * keep
-                if need_w: dw += g.t() @ (h_i * keep)
+                g = logp.exp_()                                     # softmax(z), in place: d nll / d z = softmax - onehot(target)
+                g.scatter_add_(1, t_i[:, None], torch.full_like(nll[:, None], -1.0))
+                if softcap is not None: g.mul_(1 - th * th)         # chain rule through softcap * tanh(z / softcap)
+                g = (g * keep[:, None]).to(dtype)                   # ignored rows contribute no gradient
+                if need_h: dh[rows] = g @ wc
+                if need_w: dw += g.t() @ h_i
         n = valid.sum().clamp(min=1)
         ctx.save_for_backward(dh, dw, n)
         ctx.weight_dtype = weight.dtype
@@ -200,18 +217,19 @@ class LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss):
         dh, dw, n = ctx.saved_tensors
         scale = grad_loss / n
-        return (None if dh is None else dh * scale, None if dw is None else (dw * scale).to(ctx.weight_dtype), None, None, None)
+        return (None if dh is None else dh * scale, None if dw is None else (dw * scale).to(ctx.weight_dtype), None, None, None, None)
 
 def linear_cross_entropy(h:torch.Tensor, # hidden states (..., C)
                          weight:torch.Tensor, # output layer (V, C): logits = h @ weight.T
                          targets:torch.Tensor, # target ids (...); `ignore_index` marks positions without one
                          ignore_index:int=-100, # target id that is skipped
-                         chunk_rows:int=None # rows of logits made at a time; default: about 2M logits, at least 128 rows
+                         chunk_rows:int=None, # rows of logits made at a time; default: about 2M logits, at least 128 rows
+                         softcap:float=None # logits become softcap * tanh(logits / softcap); None = no cap
                         ) -> torch.Tensor:
     "Mean cross-entropy of `h @ weight.T` against `targets` without storing the logits; 0 when every target is ignored"
     if targets.shape != h.shape[:-1]: raise ValueError(f"targets {tuple(targets.shape)} must match the hidden states' leading dims {tuple(h.shape[:-1])}")
     chunk_rows = chunk_rows or max(128, 2**21 // weight.shape[0])
-    return LinearCrossEntropy.apply(h.flatten(0, -2), weight, targets.flatten(), ignore_index, chunk_rows)
+    return LinearCrossEntropy.apply(h.flatten(0, -2), weight, targets.flatten(), ignore_index, chunk_rows, softcap)
 
 
 # %% ../nbs/05_model.ipynb #16b2140d
@@ -334,9 +352,9 @@ def from_pretrained(cls:GPT, name:str='gpt2', # a Hub id ('gpt2', 'gpt2-medium',
 def hf_config(cfg:GPTConfig, **kwargs # more `GPT2Config` fields, e.g. eos_token_id=50256
              ):
     "A `transformers.GPT2Config` equivalent to `cfg`; ValueError when GPT-2 cannot express it"
-    need = dict(pos='learned', norm='layernorm', mlp='gelu', bias=True, n_kv_head=cfg.n_head)
+    need = dict(pos='learned', norm='layernorm', mlp='gelu', bias=True, n_kv_head=cfg.n_head, qk_norm=False, value_embed=False, softcap=None)
     if bad := [f"{k}={getattr(cfg, k)!r}" for k, v in need.items() if getattr(cfg, k) != v]:
-        raise ValueError(f"GPT-2 cannot express {', '.join(bad)}: it needs pos='learned', norm='layernorm', mlp='gelu', bias=True, n_kv_head=n_head")
+        raise ValueError(f"GPT-2 cannot express {', '.join(bad)}: it needs {', '.join(f'{k}={v!r}' for k, v in need.items())}")
     return _transformers().GPT2Config(**dict(
         vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
         activation_function='gelu_new', layer_norm_epsilon=1e-5, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,

@@ -26,6 +26,7 @@ from .data import load_corpus, split_documents, encode_to_file, read_tokens, cac
 from .tokenizer import BPETokenizer
 from .generate import generate
 from .runs import UsageError, cli, find_checkpoint, load_gpt, open_run, save_run, parse_overrides, with_fields, positive
+from .speedrun import muon_adamw, wsd_lr
 
 # %% ../nbs/07_pretraining.ipynb #ff5d7bbc
 def lm_loss(model, # a GPT, possibly wrapped in DDP or torch.compile
@@ -166,13 +167,15 @@ class Trainer:
                  weight_decay:float=0.1,        # AdamW decay of >= 2-D parameters
                  betas=(0.9, 0.95),             # Adam's moment decay rates
                  grad_clip:float|None=1.0,      # max global gradient norm; None = no clipping
-                 dtype:str="fp32"):             # fp32 | bf16 | fp16 autocast for forward passes
+                 dtype:str="fp32",              # fp32 | bf16 | fp16 autocast for forward passes
+                 opt_fn:Callable|None=None,     # model -> optimizer (groups may carry a `peak_lr`); None = `make_optimizer`
+                 schedule:Callable=lr_at):      # (step, max_lr, total_steps, warmup, min_lr_frac) -> lr
         if dtype not in PRECISIONS: raise ValueError(f"dtype={dtype!r}; choose one of {list(PRECISIONS)}")
         self.model, self.batches, self.loss_fn = model, batches, loss_fn
         self.cbs = sorted(cbs, key=lambda cb: cb.order)
         self.max_steps, self.lr, self.warmup, self.min_lr_frac = max_steps, lr, warmup, min_lr_frac
-        self.grad_clip, self.dtype = grad_clip, dtype
-        self.opt = make_optimizer(model, lr, weight_decay, betas)
+        self.grad_clip, self.dtype, self.schedule = grad_clip, dtype, schedule
+        self.opt = opt_fn(model) if opt_fn else make_optimizer(model, lr, weight_decay, betas)
         self.device = next(model.parameters()).device
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype == "fp16")
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -203,8 +206,9 @@ class Trainer:
         return self
 
     def one_step(self):
-        self.lr_now = lr_at(self.step, self.lr, self.max_steps, self.warmup, self.min_lr_frac)
-        for g in self.opt.param_groups: g["lr"] = self.lr_now
+        scale = self.schedule(self.step, 1.0, self.max_steps, self.warmup, self.min_lr_frac)
+        self.lr_now = self.lr * scale
+        for g in self.opt.param_groups: g["lr"] = g.get("peak_lr", self.lr) * scale
         self.micro_batches, self.log = self.batches(self.step), {}
         self.callback("before_step")
         self.model.train()
@@ -478,11 +482,20 @@ class TrainConfig:
     compile: bool = False            # torch.compile the model
     seed: int = 0                    # model init and batch offsets
     val_frac: float = 0.1            # fraction of documents held out for validation
+    optimizer: str = "adamw"         # adamw | muon (Muon for the blocks' matrices, AdamW for the rest; chapter 07a)
+    muon_lr: float = 0.02            # Muon's peak learning rate (optimizer='muon')
+    embed_lr: float = None           # AdamW peak lr of the embeddings (optimizer='muon'); None = lr
+    schedule: str = "cosine"         # cosine (warmup, cosine to min_lr_frac) | wsd (warmup, constant, linear decay)
+    decay_frac: float = 0.3          # fraction of the steps in WSD's final decay
 
     def __post_init__(self):
-        for name in ("batch_size", "accum", "lr", "max_steps", "eval_every", "eval_windows", "ckpt_every"):
+        for name in ("batch_size", "accum", "lr", "max_steps", "eval_every", "eval_windows", "ckpt_every", "muon_lr"):
             if not getattr(self, name) > 0: raise UsageError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.dtype not in PRECISIONS: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(PRECISIONS)}")
+        for name, ok in (("dtype", tuple(PRECISIONS)), ("optimizer", ("adamw", "muon")), ("schedule", ("cosine", "wsd"))):
+            if getattr(self, name) not in ok: raise UsageError(f"{name}={getattr(self, name)!r}; choose one of {list(ok)}")
+        if self.embed_lr is not None and (self.optimizer != "muon" or self.embed_lr <= 0):
+            raise UsageError(f"embed_lr={self.embed_lr!r} needs optimizer='muon' and a positive value")
+        if not 0 < self.decay_frac <= 1: raise UsageError(f"decay_frac must be in (0, 1], got {self.decay_frac!r}")
         if self.warmup < 0 or not 0 <= self.min_lr_frac <= 1: raise UsageError(f"need warmup >= 0 and 0 <= min_lr_frac <= 1, got {self.warmup}, {self.min_lr_frac}")
         if self.grad_clip is not None and self.grad_clip <= 0: raise UsageError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
 
@@ -505,6 +518,8 @@ TRAIN_PRESETS = dict(
                        batch_size=8, lr=3e-3, warmup=5, dtype="fp32", max_steps=50, eval_every=10, eval_windows=8, ckpt_every=10),
     cpu = TrainConfig(GPTConfig(vocab_size=4096, block_size=256, n_layer=2, n_head=4, n_embd=256),
                       batch_size=16, lr=2e-3, warmup=100),
+    speedrun = TrainConfig(GPTConfig(vocab_size=2048, block_size=256, n_layer=2, n_head=4, n_embd=256, pos="rope", tie_weights=False),
+                           batch_size=16, lr=2e-3, warmup=30, optimizer="muon", muon_lr=0.02, embed_lr=0.05),  # chapter 07a's record
 )
 
 # %% ../nbs/07_pretraining.ipynb #88049acc
@@ -632,8 +647,10 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
     sampler = SampleCB(data.tokenizer, prompt, every=cfg.eval_every * 5, max_new_tokens=64, path=out/"samples.txt")
     cbs = [EvalCB(data.val, data.val_bytes, cfg.eval_every, cfg.eval_windows), sampler,
            *run_callbacks(out, [data.dir/"tokenizer.json"], cfg.ckpt_every, time_budget, max(1, cfg.eval_every // 4), verbose, cfg.compile), *cbs]
+    opt_fn = (lambda m: muon_adamw(m, cfg.lr, cfg.muon_lr, cfg.embed_lr, cfg.weight_decay)) if cfg.optimizer == "muon" else None
+    schedule = (lambda *a: wsd_lr(*a, decay_frac=cfg.decay_frac)) if cfg.schedule == "wsd" else lr_at
     learn = Trainer(model, batches, lm_loss, cbs, cfg.max_steps, cfg.lr, cfg.warmup, cfg.min_lr_frac,
-                    cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype)
+                    cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype, opt_fn=opt_fn, schedule=schedule)
     def final(learn):
         loss, n = evaluate(learn.raw_model, data.val, model_cfg.block_size, autocast=learn.autocast)
         return dict(val_loss=loss, val_ppl=perplexity(loss), val_bpb=bits_per_byte(loss, n, data.val_bytes))

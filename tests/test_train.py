@@ -57,8 +57,11 @@ def test_time_budget(env, corpus, tmp_path):
     final = json.loads((tmp_path/"run"/"metrics.jsonl").read_text().splitlines()[-1])
     assert final["step"] > 5 and 3 < final["fit_seconds"] < 8, final
 
-def test_sigkill_resume_equals_uninterrupted(env, corpus, tmp_path):
-    flags = ["--max-steps", "40", "--override", "ckpt_every=5,eval_every=5,dropout=0.1", "--quiet"]
+MUON = "optimizer=muon,embed_lr=0.01,schedule=wsd,tie_weights=False,pos=rope"   # the speedrun preset's optimizer and model options, and WSD (chapter 07a)
+
+@pytest.mark.parametrize("recipe", ["", "," + MUON])
+def test_sigkill_resume_equals_uninterrupted(env, corpus, tmp_path, recipe):
+    flags = ["--max-steps", "40", "--override", "ckpt_every=5,eval_every=5,dropout=0.1" + recipe, "--quiet"]
     train(env, corpus, tmp_path/"straight", *flags)
     out = tmp_path/"killed"
     p = subprocess.Popen([*TRAIN, "--preset", "tiny", "--corpus", str(corpus), "--out", str(out), *flags],
@@ -74,12 +77,13 @@ def test_sigkill_resume_equals_uninterrupted(env, corpus, tmp_path):
     a, b = weights(out), weights(tmp_path/"straight")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-def test_torchrun_ddp_equals_one_process(env, corpus, tmp_path):
+@pytest.mark.parametrize("recipe", ["", "," + MUON])
+def test_torchrun_ddp_equals_one_process(env, corpus, tmp_path, recipe):
     flags = ["--preset", "tiny", "--corpus", str(corpus), "--max-steps", "4", "--quiet"]
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python",
-                    *TRAIN, *flags, "--out", str(tmp_path/"ddp"), "--override", "batch_size=8,accum=1"],
+                    *TRAIN, *flags, "--out", str(tmp_path/"ddp"), "--override", "batch_size=8,accum=1" + recipe],
                    env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    train(env, corpus, tmp_path/"one", "--max-steps", "4", "--override", "batch_size=8,accum=2", "--quiet")
+    train(env, corpus, tmp_path/"one", "--max-steps", "4", "--override", "batch_size=8,accum=2" + recipe, "--quiet")
     a, b = weights(tmp_path/"ddp"), weights(tmp_path/"one")
     assert a.keys() == b.keys()
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
