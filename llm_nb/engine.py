@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['SamplingParams', 'Output', 'top_logprobs', 'EngineFull', 'Request', 'Engine', 'token_bytes', 'TextStream']
 
-# %% ../nbs/15_engine.ipynb #06b31b52
+# %% ../nbs/15_engine.ipynb #d0fe6833
 import codecs, copy, itertools, queue, random, threading, time
+from functools import partial
 from collections import deque
 from dataclasses import dataclass
 import torch
@@ -109,10 +110,12 @@ class Engine:
                  max_queue:int=64, # requests waiting for a slot; beyond them `submit` raises `EngineFull`
                  max_len:int=None, # positions per row (prompt + reply); default block_size
                  timeout:float|None=None, # default seconds a request may take, queueing included; None = no limit
-                 decoder=None): # a `CompiledDecode` of `model` (its max_len is the rows' length) or None: eager steps
+                 decoder=None, # a `CompiledDecode` of `model` (its max_len is the rows' length) or None: eager steps only
+                 compiled_rows:int=8): # with a decoder: compiled steps for up to this many rows, eager beyond (measured faster)
         if max_slots < 1 or max_queue < 0: raise ValueError(f"need max_slots >= 1 and max_queue >= 0, got {max_slots}, {max_queue}")
         if decoder is not None and decoder.model is not model: raise ValueError("the decoder was compiled for another model")
         self.model, self.max_slots, self.max_queue, self.timeout, self.decoder = model, max_slots, max_queue, timeout, decoder
+        self.compiled_rows = min(compiled_rows, max_slots) if decoder is not None else 0
         self.max_len = decoder.max_len if decoder is not None else (max_len or model.config.block_size)
         if self.max_len > model.config.block_size: raise ValueError(f"max_len={self.max_len} exceeds block_size={model.config.block_size}")
         self.device = model.lm_head.weight.device
@@ -195,14 +198,14 @@ class Engine:
     def _decode(self, rows:list[int]):
         "One decode step over cache rows 0..max(rows); idle rows in between compute a result nobody reads"
         hi = rows[-1] + 1
-        if self.decoder is not None: hi = min(self.max_slots, 1 << (hi - 1).bit_length())   # a few compiled batch sizes
-        width = self.max_len if self.decoder is not None else max(self.length[r] for r in rows) + 1
+        compiled = hi <= self.compiled_rows
+        if compiled: hi = min(self.compiled_rows, 1 << (hi - 1).bit_length())            # a few compiled batch sizes
+        width = self.max_len if compiled else max(self.length[r] for r in rows) + 1
         x = torch.tensor([[self.last[r]] for r in range(hi)], device=self.device)
         pos = torch.tensor([[self.length[r] if self.slots[r] else 0] for r in range(hi)], device=self.device)
         cache = SlotCache(self.cache.narrow(slice(0, hi), width), slot=pos[:, 0])        # row r writes at its length
         keys = torch.ones(hi, width, dtype=torch.bool, device=self.device)               # no padding: every row starts at 0
-        step = self.decoder or (lambda *a: decode_step(self.model, *a))
-        logits = step(x, pos, keys, cache)                                                # (hi, V)
+        logits = (self.decoder if compiled else partial(decode_step, self.model))(x, pos, keys, cache)   # (hi, V)
         greedy = logits.argmax(-1).tolist()                                               # one call for every greedy row
         for r in rows:
             req = self.slots[r]
@@ -264,11 +267,21 @@ def stop(self:Engine):
         if req is not None: self._free(row, 'cancelled')
 
 @patch
+def compile(self:Engine):
+    "Compile the decode step for every batch size it will run compiled (1, 2, 4, ... `compiled_rows`) before serving"
+    with torch.no_grad():
+        for b in sorted({min(self.compiled_rows, 1 << k) for k in range(self.compiled_rows.bit_length())} - {0}):
+            x, pos = torch.zeros(b, 1, dtype=torch.long, device=self.device), torch.zeros(b, 1, dtype=torch.long, device=self.device)
+            self.decoder(x, pos, torch.ones(b, self.max_len, dtype=torch.bool, device=self.device),
+                         SlotCache(self.cache.narrow(slice(0, b)), slot=pos[:, 0]))   # writes position 0 of idle rows only
+    return self
+
+@patch
 def __enter__(self:Engine): return self.start()
 @patch
 def __exit__(self:Engine, *exc): self.stop()
 
-# %% ../nbs/15_engine.ipynb #148923cd
+# %% ../nbs/15_engine.ipynb #22601658
 def token_bytes(tokenizer, token:int) -> bytes:
     "The bytes of one token (a special token's are its text)"
     return tokenizer.enc.decode_single_token_bytes(token)
