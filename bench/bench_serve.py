@@ -7,7 +7,7 @@ same list in both cases: prompts of 8 to 40 tokens cut from the validation text,
 tokens (the end-of-text token stops a reply earlier). Throughput is generated tokens over wall time. For
 transformers served one at a time, a client's wait behind the others is simulated from the measured durations.
 
-    python bench/bench_serve.py runs/base [--clients 1 4 16 64] [--max-tokens 64]
+    python bench/bench_serve.py runs/base [--clients 1 4 16 64] [--max-tokens 64] [--threads 1] [--compile]
 """
 import argparse, asyncio, json, os, random, signal, statistics, subprocess, sys, time
 import torch
@@ -19,12 +19,13 @@ def prompts_from_val(tok, tokens, n:int, seed:int=0) -> list[list[int]]:
     rng = random.Random(seed)
     return [tokens[s:s + rng.randint(8, 40)].tolist() for s in (rng.randrange(len(tokens) - 64) for _ in range(n))]
 
-def start_server(run, port, slots, threads):
+def start_server(run, port, slots, threads, compile=False):
     cmd = ['llm_nb_serve', run, '--port', str(port), '--slots', str(slots), '--queue', '1024', '--timeout', '3600']
     if threads: cmd += ['--threads', str(threads)]
+    if compile: cmd += ['--compile']
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import httpx2 as httpx
-    for _ in range(300):
+    for _ in range(3000):                      # --compile compiles before serving: up to a few minutes
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200: return proc
         except Exception: time.sleep(0.1)
@@ -83,6 +84,7 @@ def main():
     ap.add_argument('run'); ap.add_argument('--clients', type=int, nargs='+', default=[1, 4, 16, 64])
     ap.add_argument('--max-tokens', type=int, default=64); ap.add_argument('--requests', type=int, default=None)
     ap.add_argument('--port', type=int, default=8765); ap.add_argument('--threads', type=int, default=None)
+    ap.add_argument('--compile', action='store_true', help='serve with llm_nb_serve --compile')
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     model, tok = load_gpt(a.run)
@@ -92,7 +94,7 @@ def main():
     prompts = prompts_from_val(tok, data.val, n_req)
     hf = hf_one_at_a_time(model, prompts, a.max_tokens, tok.eot_id)
     hf_tokens, hf_time = sum(r[0] for r in hf), sum(r[2] for r in hf)
-    proc = start_server(a.run, a.port, max(a.clients), a.threads)
+    proc = start_server(a.run, a.port, max(a.clients), a.threads, a.compile)
     rows = []
     try:
         name = os.path.basename(os.path.abspath(a.run))
@@ -106,7 +108,7 @@ def main():
     finally:
         proc.send_signal(signal.SIGINT); proc.wait(timeout=30)
     print(f"model: {a.run} ({model.num_params() / 1e6:.2f}M parameters); {n_req} requests of 8-40 prompt tokens, "
-          f"greedy, max_tokens={a.max_tokens}; server with {max(a.clients)} slots; torch threads: {torch.get_num_threads()}\n")
+          f"greedy, max_tokens={a.max_tokens}; server with {max(a.clients)} slots{' and --compile' if a.compile else ''}; torch threads: {torch.get_num_threads()}\n")
     print("| clients | llm_nb_serve tok/s | TTFT p50 | TTFT p95 | transformers one at a time tok/s | TTFT p50 | TTFT p95 | throughput × transformers | same token count |")
     print("|---|---|---|---|---|---|---|---|---|")
     for c, tps, p50, p95, htps, h50, h95, same in rows:
