@@ -203,7 +203,7 @@ def plot_report(reports:list[RunReport], title:str="report card (95 % intervals)
     for ax, k in zip(axs.flat, names):
         got = [(i, r.metrics[k]) for i, r in enumerate(reports) if k in r.metrics]
         ax.bar([i for i, _ in got], [m.value for _, m in got], color=[f"C{i}" for i, _ in got],
-               yerr=[[m.value - m.ci[0] for _, m in got], [m.ci[1] - m.value for _, m in got]], capsize=3)
+               yerr=[[max(0, m.value - m.ci[0]) for _, m in got], [max(0, m.ci[1] - m.value) for _, m in got]], capsize=3)   # 0 when rounding puts a bound past the value
         ax.set_xticks(range(len(reports)), [r.name for r in reports], rotation=30, ha='right', fontsize=8)
         ax.set_title(label(k), fontsize=9)
         if k != 'val_bpb': ax.set_ylim(0, 1)
@@ -216,10 +216,11 @@ def report_card(runs:list, # run folders, in the order to show them
                 **kwargs) -> list[RunReport]: # passed to `evaluate_run` (corpus, tasks, n, mc, chunks, seed)
     "Evaluate `runs` side by side; write report.md, report.png and report.json into `out`"
     reports = [evaluate_run(r, **kwargs) for r in runs]
+    table, fig = report_table(reports), plot_report(reports)          # everything computed before anything is written
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out/'report.md', "# Report card\n\n" + report_table(reports) + "\n\n![report](report.png)\n")
-    fig = plot_report(reports); tmp = out/'.report.png.tmp'; fig.savefig(tmp, format='png'); tmp.replace(out/'report.png')
+    tmp = out/'.report.png.tmp'; fig.savefig(tmp, format='png'); tmp.replace(out/'report.png')
     atomic_write(out/'report.json', json.dumps([asdict(r) for r in reports], indent=1))
+    atomic_write(out/'report.md', "# Report card\n\n" + table + "\n\n![report](report.png)\n")
     return reports
 
 # %% ../nbs/14_evaluation.ipynb #9a4360b6
