@@ -87,20 +87,18 @@ def sft_error(*argv):
     finally: sys.argv = old
     return code, err.getvalue()
 
-def test_sft_bad_input(base, tmp_path):
+def test_sft_bad_data(base, tmp_path):
+    "Bad conversations need a real base to reach them; the flag cases are in tests/test_commands.py"
     rows = task_conversations(n=dict(play=2, arithmetic=2, verse=2))
     no_reply = write_jsonl(rows + [dict(messages=[dict(role="user", content="hi")])], tmp_path/"no_reply.jsonl")
     too_long = write_jsonl(rows + [dict(messages=[dict(role="user", content="x " * 300), dict(role="assistant", content="y")])], tmp_path/"long.jsonl")
     (tmp_path/"broken.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}\n')
-    cases = [([], "--base is required"), (["--data", str(tmp_path/"broken.jsonl")], "cannot be read as a dataset"), (["--base", str(tmp_path/"nothing")], "no such run or checkpoint folder"),
-             (["--data", str(tmp_path/"none.jsonl")], "no such file"), (["--data", str(no_reply)], "conversation 6: the conversation has no assistant turn"),
-             (["--data", str(too_long)], "conversation 6 has"), (["--data", "plays.txt"], "unknown data source"),
-             (["--override", "lr=abc"], "lr='abc' does not fit"), (["--override", "beta=1"], "unknown field 'beta'"),
-             (["--time-budget", "-5"], "--time-budget must be positive"), (["--resume", "--base", str(base)], "drop --base")]
+    cases = [(["--data", str(tmp_path/"broken.jsonl")], "cannot be read as a dataset"), (["--data", str(tmp_path/"none.jsonl")], "no such file"),
+             (["--data", str(no_reply)], "conversation 6: the conversation has no assistant turn"),
+             (["--data", str(too_long)], "conversation 6 has"), (["--data", "plays.txt"], "unknown data source")]
     for flags, msg in cases:
         out = tmp_path/"out"
-        argv = flags if not flags or flags[0] in ("--base", "--resume") else ["--base", str(base), *flags]
-        code, err = sft_error(*argv, "--out", str(out), "--max-steps", "2")
+        code, err = sft_error("--base", str(base), *flags, "--out", str(out), "--max-steps", "2")
         assert code in (1, 2) and err.startswith("llm_nb_sft: error: ") and msg in err and err.count("\n") == 1, (flags, err)
         assert not out.exists(), flags                                  # nothing half-written
 
@@ -173,5 +171,22 @@ def test_chat_cli_through_a_pipe(env, base):
     r = run([*CHAT, str(base), "--temperature", "0", "--max-new-tokens", "10"], env, stdin="\n".join(lines) + "\n")
     assert r.returncode == 0, r.stderr
     assert r.stdout == want.getvalue() and "(new conversation)" in r.stdout
-    bad = run([*CHAT, str(base), "--top-p", "2"], env, stdin="")
-    assert bad.returncode == 2 and bad.stderr.startswith("llm_nb_chat: error:") and bad.stderr.count("\n") == 1
+
+def test_chat_cli_in_a_terminal(env, base):
+    "stdin a real (pseudo-)terminal: the banner, the prompts, a streamed reply, /quit"
+    import pty, select
+    master, slave = pty.openpty()
+    p = subprocess.Popen([*CHAT, str(base), "--temperature", "0", "--max-new-tokens", "5"], stdin=slave, stdout=slave, stderr=slave,
+                         env=env, cwd=ROOT)
+    os.close(slave)
+    os.write(master, b"hello\n/quit\n")                  # typed ahead: the terminal holds it until the chat reads
+    out = b""
+    while select.select([master], [], [], 60)[0]:
+        try: chunk = os.read(master, 4096)
+        except OSError: break                             # EIO: the chat closed the terminal
+        if not chunk: break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=60) == 0
+    text = out.decode(errors="replace")
+    assert f"chatting with {base}" in text and "you> " in text and "bot> " in text, text
