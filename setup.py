@@ -28,6 +28,8 @@ min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = shlex.split(cfg.get('dev_requirements') or '')
 book_requirements = shlex.split(cfg.get('book_requirements') or '')
+serve_requirements = shlex.split(cfg.get('serve_requirements') or '')
+eval_requirements = shlex.split(cfg.get('eval_requirements') or '')
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
@@ -48,7 +50,8 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements + book_requirements, 'book': book_requirements },
+    extras_require={ 'dev': dev_requirements + book_requirements + serve_requirements + eval_requirements, 'book': book_requirements,
+                     'serve': serve_requirements, 'eval': eval_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

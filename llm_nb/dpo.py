@@ -30,7 +30,7 @@ def token_logps(model,                 # a GPT (our `GPT`: `hidden_states` + `lm
     "log π(ids[b, t] | ids[b, :t]) (B, T) in fp32 where `mask` is 1 (t ≥ 1), 0 elsewhere; logits only at those positions"
     keep = mask.bool().clone(); keep[:, 0] = False               # the first token has no context to be predicted from
     h = model.hidden_states(ids[:, :-1])                         # (B, T-1, C): position t-1 predicts token t
-    logits = model.lm_head(h[keep[:, 1:]]).float() / temperature # (N, V): the N scored tokens only
+    logits = model.logits(h[keep[:, 1:]]).float() / temperature # (N, V): the N scored tokens only
     lp = logits.log_softmax(-1).gather(1, ids[keep][:, None]).squeeze(1)
     return lp.new_zeros(ids.shape).masked_scatter(keep, lp)
 

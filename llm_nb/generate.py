@@ -144,25 +144,28 @@ def completion_mask(new_tokens:Tensor, # (B, n) generated tokens (without the pr
 # %% ../nbs/06_generate.ipynb #4f205471
 class SlotCache:
     "A `KVCache` at fixed shapes for a compiled decode step: layers write at `slot` and read all `max_len` positions"
-    def __init__(self, cache:KVCache): # prefilled: the next token goes to position `cache.pos`
+    def __init__(self, cache:KVCache, # prefilled: the next token goes to position `cache.pos`
+                 slot:Tensor=None): # (B,) a write position per row instead (continuous batching, chapter 15)
         self.k, self.v = cache.k.unbind(0), cache.v.unbind(0)        # a tensor per layer: compiled in-place writes stay small
-        self.slot = torch.tensor([cache.pos], device=cache.k.device)  # a tensor, so the compiled step does not specialise on it
+        # a tensor, so the compiled step does not specialise on it; (1,) = the same position for every row
+        self.slot = torch.tensor([cache.pos], device=cache.k.device) if slot is None else slot
 
     def update(self, layer:int, # which layer's slot
                k:Tensor, # new keys (B, n_kv_head, 1, head_dim)
                v:Tensor): # new values, same shape
-        "Store k, v at position `slot`; return the layer's keys and values at all `max_len` positions"
-        self.k[layer].index_copy_(2, self.slot, k); self.v[layer].index_copy_(2, self.slot, v)
+        "Store each row's k, v at its position `slot`; return the layer's keys and values at all `max_len` positions"
+        rows = torch.arange(k.size(0), device=k.device)              # row b writes at position slot[b] (or slot[0])
+        self.k[layer][rows, :, self.slot] = k[:, :, 0]; self.v[layer][rows, :, self.slot] = v[:, :, 0]
         return self.k[layer], self.v[layer]
 
 def decode_step(model, # a `GPT`
                 idx:Tensor, # (B, 1) the newest token of every row
                 position_ids:Tensor, # (B, 1) its position (padding not counted)
                 key_mask:Tensor, # (B, max_len) bool, False = left padding
-                cache:SlotCache # written at `cache.slot`
+                cache:SlotCache # written at `cache.slot` (per row)
                ) -> Tensor:
     "Logits (B, V) of one decode step over the whole cache; shapes never change from step to step"
-    keep = key_mask & (torch.arange(key_mask.size(1), device=idx.device) <= cache.slot)   # real and written
+    keep = key_mask & (torch.arange(key_mask.size(1), device=idx.device) <= cache.slot[:, None])   # real and written
     x, rope, ve = model.embed(idx, position_ids)
     with sdpa_kernel(SDPBackend.MATH):         # one query: the written-out attention, fused by inductor
         for block in model.transformer.h: x = block(x, rope, cache, keep[:, None, None], ve)

@@ -168,6 +168,10 @@ def cli(func):
         prog = Path(sys.argv[0]).name
         parser = anno_parser(func, prog=prog)
         parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+        hints = typing.get_type_hints(func)
+        for action in parser._actions:                          # a `list[X]` parameter takes one or more values
+            if typing.get_origin(hints.get(action.dest)) is list:
+                action.nargs, action.type = "*" if action.option_strings else "+", typing.get_args(hints[action.dest])[0]
         known = {o for action in parser._actions for o in action.option_strings}   # fastcore 1: --a_b; fastcore 2: --a-b
         def spelled(arg):
             name, eq, value = arg.partition("=")
