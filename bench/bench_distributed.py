@@ -5,7 +5,8 @@ Every section launches real processes with `torchrun --standalone` (gloo backend
 worker functions and prints a Markdown table; chapters 08 and 08a show these tables. Run each section under the
 machine's lock (its timings are only meaningful on a quiet machine):
 
-    flock /work/cpu.lock python bench/bench_distributed.py equality   # 4-process strategies vs one process
+    flock /work/cpu.lock python bench/bench_distributed.py equality   # 2-process strategies vs one process
+    flock /work/cpu.lock python bench/bench_distributed.py equality4  # 4-process (2-D) strategies vs one process
     flock /work/cpu.lock python bench/bench_distributed.py memory     # MemTracker peaks at 1, 2 and 4 processes vs llm_nb.plan
     flock /work/cpu.lock python bench/bench_distributed.py bubble     # pipeline bubble vs (p - 1) / m
     flock /work/cpu.lock python bench/bench_distributed.py ac         # activation checkpointing: peak and time
@@ -24,13 +25,16 @@ MiB = 2**20
 
 def run(code, nproc):
     tmp = Path(tempfile.mkdtemp())/"rows.json"
-    torchrun(code.format(out=str(tmp)), nproc=nproc, timeout=900)
+    torchrun(code.replace("{out!r}", repr(str(tmp))), nproc=nproc, timeout=900)   # (not str.format: the code holds dict literals)
     return read_json(tmp)
 
-def equality():
-    specs = ["fsdp=2,tp=2", "dp=2,fsdp=2", "dp=2,tp=2", "pp=2,fsdp=2", "pp=2,tp=2", "pp=2,fsdp=2,schedule=interleaved", "pp=4,schedule=gpipe"]
-    rows = run(f"from llm_nb.distributed import check_parallel; check_parallel({specs!r}, out={{out!r}})", 4)
-    print("| strategy (4 processes) | max \\|Δ grad\\| | max \\|Δ loss\\| | ms/step (one process) |\n|---|---:|---:|---:|")
+EQUALITY = {2: ["dp=2", "dp=2,zero1=True", "fsdp=2", "fsdp=2,reshard=False", "fsdp=2,offload=True", "tp=2",
+                "pp=2,schedule=gpipe", "pp=2,schedule=1f1b", "pp=2,schedule=interleaved"],
+            4: ["fsdp=2,tp=2", "dp=2,fsdp=2", "dp=2,tp=2", "pp=2,fsdp=2", "pp=2,tp=2", "pp=2,fsdp=2,schedule=interleaved", "pp=4,schedule=gpipe"]}
+
+def equality(nproc:int=2):
+    rows = run(f"from llm_nb.distributed import check_parallel; check_parallel({EQUALITY[nproc]!r}, out={{out!r}})", nproc)
+    print(f"| strategy ({nproc} processes) | max \\|Δ grad\\| | max \\|Δ loss\\| | ms/step (one process) |\n|---|---:|---:|---:|")
     for r in rows: print(f"| `{r['spec']}` | {r['grads']:.1e} | {r['loss']:.1e} | {r['ms_per_step']:.0f} ({r['ms_one_process']:.0f}) |")
 
 def memory():
@@ -83,7 +87,7 @@ def fake():
               f"{p.total_bytes / fake['total']:.3f} | {time.perf_counter() - t0:.0f} |")
 
 if __name__ == "__main__":
-    sections = dict(equality=equality, memory=memory, bubble=bubble, ac=ac, fake=fake)
+    sections = dict(equality=equality, equality4=lambda: equality(4), memory=memory, bubble=bubble, ac=ac, fake=fake)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sections", nargs="*", choices=[*sections, []], default=list(sections))
     for s in ap.parse_args().sections or sections: sections[s]()

@@ -197,8 +197,7 @@ def fake_memory(config:GPTConfig, world:int, parallel:str, micro_batch:int=1, se
     dist.init_process_group("fake", rank=0, world_size=world, store=FakeStore())
     mesh = make_mesh(pc)                                        # outside fake mode, as the mesh holds real rank tensors
     with FakeTensorMode():
-        with torch.device("meta"): gpt = GPT(config)
-        gpt.to_empty(device="cpu")
+        gpt = GPT(config)                                       # fake parameters: shapes and dtypes, no storage
         model = parallelize_gpt(gpt, pc, mesh)
         groups = [dict(params=[p for p in model.parameters() if p.dim() >= 2], weight_decay=0.1),
                   dict(params=[p for p in model.parameters() if p.dim() < 2], weight_decay=0.0)]

@@ -80,7 +80,7 @@ def test_resume_at_four(two, four):
 
 def test_resume_at_one_and_export(two):
     "2 -> 1: one plain process (no process group) resumes; the consolidated export holds GPT-2's layout (TP rows put back)"
-    for saved in ("fsdp", "tp"):
+    for saved in ("tp",):                                         # (chapter 08 resumes the FSDP one)
         assert resume_check("dp=1", two/f"ck_{saved}", save=False) == pytest.approx(read_json(two/f"straight_{saved}.json")[3:], abs=1e-6)
     torch.manual_seed(0)
     learn = Trainer(GPT(SMALL), RandomWindows(byte_tokens(), SMALL.block_size, 8), max_steps=6, lr=1e-2)
