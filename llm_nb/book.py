@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_book.ipynb #6c3c553e
 from __future__ import annotations
-import base64, json, os, re, shutil, subprocess, sys, time
+import ast, base64, json, os, re, shutil, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import yaml, pypandoc, typst
@@ -19,8 +19,8 @@ from .runs import cli
 
 # %% auto #0
 __all__ = ['Chapter', 'read_book', 'book_chapters', 'execute_nb', 'proc_nb', 'proc_book', 'split_directives', 'heading_ids',
-           'BookWriter', 'sidebar_html', 'build_site', 'build_pdf', 'build_book', 'quarto_render', 'book_cli',
-           'readme_md', 'readme_cli']
+           'shown_names', 'BookWriter', 'sidebar_html', 'build_site', 'build_pdf', 'build_book', 'quarto_render',
+           'book_cli', 'readme_md', 'readme_cli']
 
 # %% ../nbs/90_book.ipynb #6a6a4bc7
 _re_numprefix = re.compile(r'^\d+[a-z]?_')
@@ -192,6 +192,21 @@ def heading_ids(md:str, # markdown text
     return res
 
 # %% ../nbs/90_book.ipynb #83ca7d06
+def shown_names(nb:dict, # a processed notebook, as a dict
+               ) -> set:
+    "Functions, classes and their methods whose source the chapter shows (`exports` cells, which nbdev folds as 'Exported source')"
+    names = set()
+    for cell in nb['cells']:
+        d,code = split_directives(_text(cell.get('source'))) if cell['cell_type']=='code' else ({},'')
+        if 'code-fold' not in d: continue
+        try: body = ast.parse(code).body
+        except SyntaxError: continue
+        for node in body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): continue
+            names.add(node.name)
+            if isinstance(node, ast.ClassDef): names.update(f'{node.name}.{n.name}' for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return names
+
 class BookWriter:
     "Turns processed chapter notebooks into pandoc markdown for the site (`html`) or the PDF (`typst`)"
     def __init__(self, chapters:list, # `Chapter`s in reading order
@@ -269,6 +284,10 @@ class BookWriter:
         "Markdown for a code cell, honouring `include`, `echo`, `output` and `code-fold`"
         d,code = split_directives(_text(cell.get('source')))
         if d.get('include')=='false' or d.keys() & {'hide','export','exporti'}: return ''
+        doc = re.fullmatch(r'show_doc\(([\w.]+)\)', code.strip())
+        if doc and self.target=='typst' and {doc[1], doc[1].split('.')[-1]} & self.shown: # the PDF shows the source once
+            md = ''.join(_text(o.get('data', {}).get('text/markdown')) for o in cell.get('outputs', []))
+            return '\n\n'.join(_fence(f'#box[]#label({json.dumps(i)})', '{=typst}') for i in heading_ids(md))  # keep the link target only
         res = []
         if code and d.get('echo')!='false':
             src,fold = _fence(code, '{.python}'),d.get('code-fold')
@@ -294,7 +313,7 @@ class BookWriter:
     def chapter(self, ch, nb:dict, # a processed notebook (see `proc_nb`), as a dict
                ) -> str:
         "Pandoc markdown for one chapter"
-        fm,parts = {},[]
+        fm,parts,self.shown = {},[],shown_names(nb)
         for cell in nb['cells']:
             src = _text(cell.get('source'))
             if cell['cell_type']=='raw' and src.startswith('---'): fm = yaml.safe_load(src.strip().strip('-')) or {}

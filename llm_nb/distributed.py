@@ -38,7 +38,7 @@ from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_conte
 from safetensors.torch import save_model
 from .model import GPT, GPTConfig
 from .data import load_corpus
-from .train import Trainer, Callback, RandomWindows, PRECISIONS, _setup_distributed
+from .train import Trainer, Callback, RandomWindows, PRECISIONS, setup_distributed
 from .runs import UsageError, override, read_json, write_json, find_checkpoint
 
 # %% ../nbs/08_distributed.ipynb #9cbd6696
@@ -102,13 +102,14 @@ class ParallelConfig:
         return ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)) or "dp=1"
 
 def parse_parallel(spec:str,         # 'fsdp=2,tp=2,ac=full', ...: ParallelConfig fields
-                   world:int=None    # the number of processes; None skips the check
+                   world:int=None,   # the number of processes; None skips the check
+                   source:str="WORLD_SIZE" # where `world` came from, for the error message
                   ) -> ParallelConfig:
     "A ParallelConfig from a `--parallel` spec, checked against the number of processes"
     pc = spec if isinstance(spec, ParallelConfig) else override(ParallelConfig(), spec)
     if world is not None and pc.world != world:
-        raise UsageError(f"--parallel {spec} needs {pc.world} processes (the product of its degrees) but WORLD_SIZE is {world}: "
-                         f"launch it with torchrun --nproc_per_node {pc.world}")
+        hint = f": launch it with torchrun --nproc_per_node {pc.world}" if source == "WORLD_SIZE" else ""
+        raise UsageError(f"--parallel {spec} needs {pc.world} processes (the product of its degrees) but {source} is {world}{hint}")
     return pc
 
 MESH_DIMS = ("pp", "dp_replicate", "dp_shard", "tp")
@@ -439,6 +440,10 @@ class ParallelGPT(nn.Module):
         if targets is None: raise NotImplementedError("tensor-parallel logits are split by vocabulary; sample from the exported checkpoint")
         return vocab_parallel_cross_entropy(self.gpt(idx), targets, self.tp_group, self.config.vocab_size)
 
+    def num_params(self, non_embedding:bool=True) -> int:
+        "Parameters of the whole GPT (counted on the meta device: this process holds only a part)"
+        with torch.device("meta"): return GPT(self.config).num_params(non_embedding)
+
     def no_sync(self):
         "Context in which backward accumulates gradients without reducing them over data-parallel processes"
         return self.gpt.no_sync() if isinstance(self.gpt, DDP) else _fsdp_no_sync([m for m in self.modules() if isinstance(m, FSDPModule)])
@@ -628,7 +633,7 @@ def check_parallel(specs:list,        # strategies to compare with one process
                    **kwargs           # passed on to `compare_with_one_process`
                   ) -> list:
     "The worker that torchrun runs: `compare_with_one_process` for each spec; rank 0 writes the results to `out`"
-    _setup_distributed()
+    setup_distributed()
     torch.set_num_threads(1)
     model_cfg = GPTConfig(**{**asdict(SMALL), **(cfg or {})})
     rows = [compare_with_one_process(spec, model_cfg, **kwargs) for spec in specs]
@@ -640,7 +645,7 @@ def memory_check(specs:list,          # strategies to measure
                  out=None,             # JSON file for rank 0's rows
                  n_layer:int=4, n_embd:int=256, seq_len:int=256, micro_batch:int=8, dtype:str="fp32"):
     "The worker that torchrun runs: bytes by kind at the peak of a training step, the largest over processes, for each spec"
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1: _setup_distributed()
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1: setup_distributed()
     world = dist.get_world_size() if dist.is_initialized() else 1
     cfg = GPTConfig(vocab_size=256, block_size=seq_len, n_layer=n_layer, n_head=4, n_embd=n_embd)
     rows = []
@@ -663,7 +668,7 @@ def measure_bubble(schedule:str="1f1b",    # gpipe | 1f1b
                    microbatches=(2, 4, 8), # pipeline micro-batches to try
                    batch_size:int=16, steps:int=5, out=None):
     "The worker that torchrun runs (one process per stage): a pipeline step's time over its slowest stage's compute alone, minus 1"
-    _setup_distributed()
+    setup_distributed()
     p, rows = dist.get_world_size(), []
     cfg = GPTConfig(vocab_size=256, block_size=128, n_layer=2 * p, n_head=4, n_embd=256)
     tokens = byte_tokens()
@@ -809,7 +814,7 @@ def resume_check(spec:str,           # the strategy of this run
                  out=None,           # JSON file for rank 0's losses
                  cfg:GPTConfig=SMALL):
     "Six steps of training, checkpointed after three, or resumed from that checkpoint under any layout: rank 0's losses"
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1: _setup_distributed()
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1: setup_distributed()
     world = dist.get_world_size() if dist.is_initialized() else 1
     torch.manual_seed(0)
     model = parallelize_gpt(GPT(cfg), parse_parallel(spec, world))

@@ -160,7 +160,9 @@ def plan(config:GPTConfig,             # the model
          mfu:float=0.4                 # model FLOPs utilisation expected
         ) -> Plan:
     "Memory per process (parameters, gradients, optimizer state, activations), whether it fits, and the training time"
-    pc, seq_len = parse_parallel(parallel, world), seq_len or config.block_size
+    pc, seq_len = parse_parallel(parallel, world, "--world"), seq_len or config.block_size
+    if config.n_kv_head % pc.tp or seq_len % pc.tp:
+        raise UsageError(f"tp={pc.tp} must divide n_kv_head={config.n_kv_head} (whole heads per GPU) and seq_len={seq_len} (sequence parallelism)")
     ac = {True: "full", False: "none", None: pc.ac}.get(activation_checkpointing, activation_checkpointing)
     if dtype not in STATE_BYTES: raise UsageError(f"dtype={dtype!r}; choose one of {list(STATE_BYTES)}")
     if ac not in ("none", "full", "selective"): raise UsageError(f"activation_checkpointing={ac!r}; choose none, full or selective")

@@ -148,6 +148,12 @@ def _code_strings(book):
     return '\n'.join(res)
 
 
+def test_pdf_source_once(pdf_text):
+    "An exported function whose source the chapter shows is printed once, not again as a signature block"
+    for name in ('lm_loss', 'make_optimizer', 'lr_at', 'attention'):
+        assert len(re.findall(rf'\bdef {name}\(', pdf_text)) == 1, name
+
+
 def test_pdf_no_raw_markup(book, pdf_text):
     "No TeX, `$$` or cell directives leak into the text, beyond what code listings show on purpose"
     code = _code_strings(book)
