@@ -80,19 +80,15 @@ def test_resume_at_four(two, four):
 
 def test_resume_at_one_and_export(two):
     "2 -> 1: one plain process (no process group) resumes; the consolidated export holds GPT-2's layout (TP rows put back)"
-    for saved in ("tp",):                                         # (chapter 08 resumes the FSDP one)
-        assert resume_check("dp=1", two/f"ck_{saved}", save=False) == pytest.approx(read_json(two/f"straight_{saved}.json")[3:], abs=1e-6)
+    assert resume_check("dp=1", two/"ck_tp", save=False) == pytest.approx(read_json(two/"straight_tp.json")[3:], abs=1e-6)   # (chapter 08 resumes FSDP's)
     torch.manual_seed(0)
     learn = Trainer(GPT(SMALL), RandomWindows(byte_tokens(), SMALL.block_size, 8), max_steps=6, lr=1e-2)
     for _ in range(3): learn.one_step()                           # the checkpoint holds step 3 of 6
-    one = learn.model
     exported = GPT(GPTConfig(**read_json(two/"ck_tp"/"config.json")))
-    load_model(exported, str(two/"ck_tp"/"model.safetensors"))        # the tp=2 run's last checkpoint, consolidated by rank 0
-    ref = one.state_dict()
+    load_model(exported, str(two/"ck_tp"/"model.safetensors"))        # the tp=2 run's checkpoint, consolidated by rank 0
+    ref = learn.model.state_dict()                                    # GPT-2's layout, which GPT.to_hf reads (chapter 05)
+    assert exported.state_dict().keys() == ref.keys()
     assert max((v - ref[k]).abs().max().item() for k, v in exported.state_dict().items()) < 1e-4   # AdamW at lr 1e-2 amplifies rounding
-    pytest.importorskip("transformers")
-    x = torch.randint(0, 256, (2, 16))
-    with torch.no_grad(): torch.testing.assert_close(exported.to_hf()(x).logits, exported.eval()(x), atol=1e-5, rtol=1e-5)
 
 # ------------------------------------------------------------------ the command
 def cli_flags(corpus, out, steps=40): return ["--preset", "tiny", "--corpus", str(corpus), "--out", str(out), "--max-steps", str(steps),
