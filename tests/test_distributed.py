@@ -1,6 +1,6 @@
 """Chapter 08 under real processes (torchrun --standalone, gloo on CPU): every strategy equal to one process, memory
 against the planner, sharded checkpoints resumed at other world sizes and layouts, the consolidated export read by
-`load_gpt`/`to_hf`, `llm_nb_train --parallel`, and a SIGKILLed rank under `torchrun --max-restarts 1`.
+`load_gpt`, `llm_nb_train --parallel`, and a SIGKILLed rank under `torchrun --max-restarts 1`.
 
 Launches are grouped (each costs ~10 s on two cores): one of 2 processes, one of 4, two CLI runs.
 """
