@@ -666,7 +666,7 @@ def memory_check(specs:list,          # strategies to measure
 
 def measure_bubble(schedule:str="1f1b",    # gpipe | 1f1b
                    microbatches=(2, 4, 8), # pipeline micro-batches to try
-                   batch_size:int=16, steps:int=5, out=None):
+                   batch_size:int=16, steps:int=3, out=None):
     "The worker that torchrun runs (one process per stage): a pipeline step's time over its slowest stage's compute alone, minus 1"
     setup_distributed()
     p, rows = dist.get_world_size(), []
