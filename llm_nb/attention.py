@@ -80,13 +80,14 @@ class CausalSelfAttention(nn.Module):
 
     def qkv(self, x, rope=None, ve=None):
         "Queries (B, nh, T, hs), keys and values (B, nkv, T, hs) of x (B, T, C), q and k rotated by `rope`, `ve` added to v"
-        B, T, C = x.shape
-        kv_dim = self.n_kv_head * self.head_dim
-        q, k, v = self.c_attn(x).split([C, kv_dim, kv_dim], dim=2)
+        B, T, _ = x.shape
+        qkv, hs, rep = self.c_attn(x), self.head_dim, self.n_head // self.n_kv_head
+        n_kv = qkv.size(-1) // ((rep + 2) * hs)     # K/V heads here: all of them, or a tensor-parallel shard's (chapter 08)
+        q, k, v = qkv.split([rep * n_kv * hs, n_kv * hs, n_kv * hs], dim=2)
         if ve is not None: v = v + ve                                       # value embeddings (B, T, kv_dim)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)        # (B, nh, T, hs)
-        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)     # (B, nkv, T, hs)
-        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q = q.view(B, T, rep * n_kv, hs).transpose(1, 2)                    # (B, nh, T, hs)
+        k = k.view(B, T, n_kv, hs).transpose(1, 2)                          # (B, nkv, T, hs)
+        v = v.view(B, T, n_kv, hs).transpose(1, 2)
         if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         return q, k, v
@@ -97,7 +98,7 @@ class CausalSelfAttention(nn.Module):
                 mask=None, # bool (B, 1, T, T_k), True = may attend; None = causal
                 ve=None): # value embeddings (B, T, n_kv_head * head_dim) added to the values, or None
         "Attention output (B, T, C)"
-        B, T, C = x.shape
+        B, T, _ = x.shape
         q, k, v = self.qkv(x, rope, ve)
         if cache is not None: k, v = cache.update(self.layer_idx, k, v)     # all positions so far
         T_k = k.size(2)
@@ -109,7 +110,7 @@ class CausalSelfAttention(nn.Module):
             if mask is None and 1 < T < T_k: mask = causal_mask(T, T_k, x.device)   # a block after cached tokens
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1, dropout_p=dropout_p,
                                                enable_gqa=self.n_kv_head != self.n_head)  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)                      # concatenate heads
+        y = y.transpose(1, 2).contiguous().view(B, T, -1)                     # concatenate heads
         return self.resid_dropout(self.c_proj(y))
 
     def attention_weights(self, x, # (B, T, C)

@@ -11,6 +11,7 @@ __all__ = ['PRECISIONS', 'TRAIN_PRESETS', 'lm_loss', 'perplexity', 'bits_per_byt
 
 # %% ../nbs/07_pretraining.ipynb #1eb8a2a2
 import math, os, sys, json, time, shutil, hashlib, contextlib
+from functools import partial
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
 from typing import Callable
@@ -179,6 +180,7 @@ class Trainer:
         self.device = next(model.parameters()).device
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=dtype == "fp16")
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.dp_size = getattr(model, "dp_size", self.world_size)   # processes that see different batches
         self.step, self.tokens_seen, self.history, self.log = 0, 0, [], {}
 
     @property
@@ -214,23 +216,28 @@ class Trainer:
         self.model.train()
         self.loss, n = torch.zeros((), device=self.device), len(self.micro_batches)
         for i, batch in enumerate(self.micro_batches):
-            # DDP: all-reduce gradients only after the last micro-batch
+            # DDP, FSDP: reduce gradients only after the last micro-batch
             sync = contextlib.nullcontext() if i == n - 1 or not hasattr(self.model, "no_sync") else self.model.no_sync()
-            with sync:
-                with self.autocast(): loss = self.loss_fn(self.model, batch) / n
-                self.scaler.scale(loss).backward()
-            self.loss += loss.detach()
+            with sync: self.loss += self.forward_backward(batch, n)
         self.scaler.unscale_(self.opt)
-        self.grad_norm = nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.grad_clip or math.inf)
+        clip = getattr(self.model, "clip_grad_norm_", None) or partial(nn.utils.clip_grad_norm_, self.raw_model.parameters())
+        self.grad_norm = clip(self.grad_clip or math.inf)
         self.callback("after_backward")
         self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
-        self.tokens_seen += sum(b[0].numel() for b in self.micro_batches) * self.world_size
+        self.tokens_seen += sum(b[0].numel() for b in self.micro_batches) * self.dp_size
         self.log.update(step=self.step, loss=self.loss.item(), lr=self.lr_now, grad_norm=self.grad_norm.item(), tokens=self.tokens_seen)
         self.history.append(self.log)
         self.callback("after_step")
+
+    def forward_backward(self, batch, n:int) -> torch.Tensor:
+        "Backpropagate the loss of one of the step's `n` micro-batches, divided by `n`, and return it"
+        if hasattr(self.model, "forward_backward"): return self.model.forward_backward(batch, n, self.autocast)
+        with self.autocast(): loss = self.loss_fn(self.model, batch) / n
+        self.scaler.scale(loss).backward()
+        return loss.detach()
 
     def state_dict(self) -> dict:
         "Trainer and callback state for a checkpoint (JSON-serialisable)"
@@ -287,8 +294,8 @@ class SampleCB(Callback):
         self.tokenizer, self.prompt, self.every, self.max_new_tokens = tokenizer, prompt, every, max_new_tokens
         self.path, self.samples = path, []
 
-    def sample(self, learn):
-        text = sample_text(learn.raw_model, self.tokenizer, self.prompt, self.max_new_tokens)
+    def sample(self, learn, model=None): # model: default the trainer's
+        text = sample_text(model or learn.raw_model, self.tokenizer, self.prompt, self.max_new_tokens)
         self.samples.append((learn.step, text))
         if self.path:
             with open(self.path, "a") as f: f.write(f"--- step {learn.step} ---\n{text}\n\n")
@@ -577,13 +584,16 @@ def run_callbacks(out,                       # the run folder
                   time_budget:float|None=None, # seconds of training; None = the trainer's max_steps
                   progress_every:int=25,     # steps between progress lines (outside notebooks)
                   verbose:bool=True,         # show progress
-                  compile:bool=False         # torch.compile the model
+                  compile:bool=False,        # torch.compile the model
+                  parallel:bool=False        # a chapter-08 ParallelGPT: its loss averaging and sharded checkpoints
                  ) -> list[Callback]:
     "The callbacks every stage's run has: DDP, metrics.jsonl, checkpoints, progress, compile, time budget"
     out = Path(out)
-    cbs = [DDPCB(), MetricsCB(out/"metrics.jsonl"), CheckpointCB(out/"checkpoint", ckpt_every, files)]
+    if parallel:                    # (parallelize_gpt compiles the blocks itself)
+        from .distributed import ParallelCB, DistCheckpointCB
+        cbs = [ParallelCB(), MetricsCB(out/"metrics.jsonl"), DistCheckpointCB(out/"checkpoint", ckpt_every, files)]
+    else: cbs = [DDPCB(), MetricsCB(out/"metrics.jsonl"), CheckpointCB(out/"checkpoint", ckpt_every, files)] + [CompileCB()] * compile
     if verbose: cbs.append(ProgressCB(every=progress_every))
-    if compile: cbs.append(CompileCB())
     if time_budget: cbs.append(TimeBudgetCB(time_budget))
     return cbs
 
@@ -594,7 +604,8 @@ def fit_run(learn:Trainer,             # a trainer built with `run_callbacks(out
             resume:bool=False,         # continue from the checkpoint in `out` (if there is one)
             final:Callable|None=None,  # learn -> dict of the final measurements (rank 0)
             title:str="",              # title of loss.png
-            fresh=()                   # files of an earlier attempt to delete when the run starts over
+            fresh=(),                  # files of an earlier attempt to delete when the run starts over
+            load:Callable=None         # (learn, folder) -> restores a checkpoint; None = `load_checkpoint` (sharded: chapter 08's)
            ) -> dict:
     "Run `learn` as the run in `out`; returns the final record that is also appended to metrics.jsonl"
     out = Path(out)
@@ -603,7 +614,7 @@ def fit_run(learn:Trainer,             # a trainer built with `run_callbacks(out
         if not resume: save_run(out, stage, args)
         if not ckpt:
             for f in ("metrics.jsonl", *fresh): (out/f).unlink(missing_ok=True)
-    if ckpt: load_checkpoint(learn, ckpt)
+    if ckpt: (load or load_checkpoint)(learn, ckpt)
     t_fit = time.time()
     learn.fit()
     fit_s = time.time() - t_fit
@@ -624,14 +635,21 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
              resume:bool=False,           # continue the run in `out` from its checkpoint
              prompt:str="\n",             # prompt of the sample generations
              verbose:bool=True,           # print progress lines
-             cbs=()                       # extra callbacks
+             cbs=(),                      # extra callbacks
+             parallel:str|None=None       # under torchrun: a strategy like 'fsdp=2' or 'fsdp=2,tp=2' (chapter 08); None = DDP
             ) -> dict:
     "Train a BPE tokenizer and a GPT on `corpus`; write checkpoint, metrics, samples and loss plot to `out`"
     out = Path(out)
     positive(time_budget=time_budget)
+    if parallel:                      # the distributed machinery is imported only by runs that use it
+        from .distributed import parse_parallel, parallelize_gpt, load_dist_checkpoint
+        pc = parse_parallel(parallel, int(os.environ.get("WORLD_SIZE", 1)))
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0 and (out/"run.json").exists()
+    resume = resume or restarted      # torchrun --max-restarts started this process again: continue the run
     args = dict(cfg=asdict(cfg or TRAIN_PRESETS["cpu"]), corpus=str(corpus), time_budget=time_budget, prompt=prompt)
     args = open_run(out, "pretrain", args, resume)          # checks only: nothing is written before the run starts
     cfg, corpus, time_budget, prompt = TrainConfig.from_dict(args["cfg"]), args["corpus"], args["time_budget"], args["prompt"]
+    if parallel and cfg.dtype == "fp16": raise UsageError("--parallel trains in fp32 or bf16 (fp16 needs a loss scaler per shard); use --override dtype=bf16")
     rank, world, device = setup_distributed()
     if device.type == "cuda" and cfg.dtype == "bf16" and not torch.cuda.is_bf16_supported(): cfg = replace(cfg, dtype="fp16")
     t_start = time.time()
@@ -643,20 +661,25 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
     model_cfg = replace(cfg.model, vocab_size=data.tokenizer.vocab_size)
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg).to(device)
-    batches = RandomWindows(data.train, model_cfg.block_size, cfg.batch_size, cfg.accum, cfg.seed, rank, world, device)
+    if parallel: model = parallelize_gpt(model, replace(pc, compile=pc.compile or cfg.compile))   # before the optimizer exists
+    dp_rank, dp_size = (model.dp_rank, model.dp_size) if parallel else (rank, world)
+    batches = RandomWindows(data.train, model_cfg.block_size, cfg.batch_size, cfg.accum, cfg.seed, dp_rank, dp_size, device)
     sampler = SampleCB(data.tokenizer, prompt, every=cfg.eval_every * 5, max_new_tokens=64, path=out/"samples.txt")
-    cbs = [EvalCB(data.val, data.val_bytes, cfg.eval_every, cfg.eval_windows), sampler,
-           *run_callbacks(out, [data.dir/"tokenizer.json"], cfg.ckpt_every, time_budget, max(1, cfg.eval_every // 4), verbose, cfg.compile), *cbs]
+    cbs = [EvalCB(data.val, data.val_bytes, cfg.eval_every, cfg.eval_windows), *[sampler] * (not parallel),   # sharded: sample the export
+           *run_callbacks(out, [data.dir/"tokenizer.json"], cfg.ckpt_every, time_budget, max(1, cfg.eval_every // 4), verbose, cfg.compile,
+                          parallel=bool(parallel)), *cbs]
     opt_fn = (lambda m: muon_adamw(m, cfg.lr, cfg.muon_lr, cfg.embed_lr, cfg.weight_decay)) if cfg.optimizer == "muon" else None
     schedule = (lambda *a: wsd_lr(*a, decay_frac=cfg.decay_frac)) if cfg.schedule == "wsd" else lr_at
     learn = Trainer(model, batches, lm_loss, cbs, cfg.max_steps, cfg.lr, cfg.warmup, cfg.min_lr_frac,
                     cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype, opt_fn=opt_fn, schedule=schedule)
     def final(learn):
-        loss, n = evaluate(learn.raw_model, data.val, model_cfg.block_size, autocast=learn.autocast)
+        learn.final_model = load_gpt(out)[0].to(device) if parallel else learn.raw_model   # sharded: the consolidated export
+        loss, n = evaluate(learn.final_model, data.val, model_cfg.block_size, autocast=learn.autocast)
         return dict(val_loss=loss, val_ppl=perplexity(loss), val_bpb=bits_per_byte(loss, n, data.val_bytes))
     result = fit_run(learn, out, "pretrain", args, resume, final, f"{Path(str(corpus)).name}: {model_cfg.n_layer} layers x {model_cfg.n_embd}",
-                     fresh=["samples.txt"])
+                     fresh=["samples.txt"], load=load_dist_checkpoint if parallel else None)
     if rank == 0:
+        if parallel: sampler.sample(learn, learn.final_model)
         result["sample"] = sampler.samples[-1][1]
         if verbose:
             print(f"sample:\n{result['sample']}\n")
@@ -674,17 +697,18 @@ def train_cli(preset:str="cpu",                # recipe: a key of TRAIN_PRESETS
               resume:bool=False,               # continue the run in --out (with its own recipe and budget)
               override:str=None,               # change recipe fields, e.g. 'n_layer=6,lr=1e-3,batch_size=32'
               prompt:str="\n",                 # prompt for the sample generations
+              parallel:str=None,               # under torchrun: 'fsdp=2', 'tp=2', 'pp=2', 'fsdp=2,tp=2', ... (degrees multiply to WORLD_SIZE)
               quiet:bool=False):               # print only the final line
     "Pretrain a GPT (BPE tokenizer included) on a corpus; prints progress and the final validation bits/byte"
     positive(time_budget=time_budget, max_steps=max_steps)
     if resume:
         if override or max_steps: raise UsageError("--resume continues the run with its own recipe; drop --override and --max-steps")
-        res = pretrain(out=out, resume=True, verbose=not quiet)
+        res = pretrain(out=out, resume=True, verbose=not quiet, parallel=parallel)
     else:
         if preset not in TRAIN_PRESETS: raise UsageError(f"unknown preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
         cfg = TRAIN_PRESETS[preset].override(override)
         if max_steps: cfg = replace(cfg, max_steps=max_steps)
-        res = pretrain(cfg, out, corpus, None if max_steps else time_budget, prompt=prompt, verbose=not quiet)
+        res = pretrain(cfg, out, corpus, None if max_steps else time_budget, prompt=prompt, verbose=not quiet, parallel=parallel)
     if quiet and res: print(f"val bits/byte {res['val_bpb']:.3f}")
 
 @cli
