@@ -6,8 +6,8 @@
 __all__ = ['PRECISIONS', 'TRAIN_PRESETS', 'lm_loss', 'perplexity', 'bits_per_byte', 'evaluate', 'RandomWindows', 'make_optimizer',
            'lr_at', 'plot_schedule', 'Callback', 'CancelFitException', 'Trainer', 'EvalCB', 'sample_text', 'SampleCB',
            'read_metrics', 'MetricsCB', 'plot_loss', 'ProgressCB', 'TimeBudgetCB', 'save_checkpoint', 'load_checkpoint',
-           'CheckpointCB', 'DDPCB', 'CompileCB', 'TrainConfig', 'RunData', 'prepare_data', 'pretrain', 'train_cli',
-           'generate_cli']
+           'CheckpointCB', 'DDPCB', 'CompileCB', 'TrainConfig', 'RunData', 'prepare_data', 'setup_distributed',
+           'run_callbacks', 'fit_run', 'pretrain', 'train_cli', 'generate_cli']
 
 # %% ../nbs/07_pretraining.ipynb #1eb8a2a2
 import math, os, sys, json, time, shutil, hashlib, contextlib
@@ -326,6 +326,7 @@ def plot_loss(history:list[dict], # step logs (`Trainer.history` or `read_metric
     val = [h for h in history if "val_loss" in h]
     if val:
         ax.plot([h["step"] for h in val], [h["val_loss"] for h in val], "o-", color="C1", label="validation")
+    if val and "val_bpb" in val[-1]:
         ax2 = ax.twinx()
         ax2.set_ylim(*(np.array(ax.get_ylim()) * val[-1]["val_bpb"] / val[-1]["val_loss"]))
         ax2.set_ylabel("validation bits/byte")
@@ -544,7 +545,7 @@ def prepare_data(corpus:str="shakespeare", # corpus name, .txt file or folder (s
                    read_tokens(folder/"val.bin"), meta["val_bytes"], folder)
 
 # %% ../nbs/07_pretraining.ipynb #a1b21e24
-def _setup_distributed():
+def setup_distributed():
     "Join the process group when launched by torchrun; returns (rank, world_size, device)"
     world = int(os.environ.get("WORLD_SIZE", 1))
     cuda = torch.cuda.is_available()
@@ -554,6 +555,51 @@ def _setup_distributed():
     rank = dist.get_rank() if dist.is_initialized() else 0
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     return rank, world, device
+
+def run_callbacks(out,                       # the run folder
+                  files=(),                  # files every checkpoint holds a copy of (the tokenizer)
+                  ckpt_every:int=200,        # steps between checkpoints
+                  time_budget:float|None=None, # seconds of training; None = the trainer's max_steps
+                  progress_every:int=25,     # steps between progress lines (outside notebooks)
+                  verbose:bool=True,         # show progress
+                  compile:bool=False         # torch.compile the model
+                 ) -> list[Callback]:
+    "The callbacks every stage's run has: DDP, metrics.jsonl, checkpoints, progress, compile, time budget"
+    out = Path(out)
+    cbs = [DDPCB(), MetricsCB(out/"metrics.jsonl"), CheckpointCB(out/"checkpoint", ckpt_every, files)]
+    if verbose: cbs.append(ProgressCB(every=progress_every))
+    if compile: cbs.append(CompileCB())
+    if time_budget: cbs.append(TimeBudgetCB(time_budget))
+    return cbs
+
+def fit_run(learn:Trainer,             # a trainer built with `run_callbacks(out, ...)`
+            out,                       # the run folder
+            stage:str,                 # the stage's name in run.json ('pretrain', 'sft', ...)
+            args:dict,                 # the run's arguments, as `open_run` returned them
+            resume:bool=False,         # continue from the checkpoint in `out` (if there is one)
+            final:Callable|None=None,  # learn -> dict of the final measurements (rank 0)
+            title:str="",              # title of loss.png
+            fresh=()                   # files of an earlier attempt to delete when the run starts over
+           ) -> dict:
+    "Run `learn` as the run in `out`; returns the final record that is also appended to metrics.jsonl"
+    out = Path(out)
+    ckpt = find_checkpoint(out/"checkpoint") if resume else None   # a run killed before its first checkpoint starts over
+    if learn.rank == 0:
+        if not resume: save_run(out, stage, args)
+        if not ckpt:
+            for f in ("metrics.jsonl", *fresh): (out/f).unlink(missing_ok=True)
+    if ckpt: load_checkpoint(learn, ckpt)
+    t_fit = time.time()
+    learn.fit()
+    fit_s = time.time() - t_fit
+    record = {}
+    if learn.rank == 0:
+        record = dict(final=True, step=learn.step, tokens=learn.tokens_seen, **(final(learn) if final else {}),
+                      fit_seconds=fit_s, params=learn.raw_model.num_params())
+        with open(out/"metrics.jsonl", "a") as f: f.write(json.dumps(record) + "\n")
+        plot_loss(read_metrics(out/"metrics.jsonl"), title).savefig(out/"loss.png")
+    if dist.is_initialized(): dist.barrier()
+    return record
 
 # %% ../nbs/07_pretraining.ipynb #b9f25a57
 def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: the run's own is used)
@@ -571,7 +617,7 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
     args = dict(cfg=asdict(cfg or TRAIN_PRESETS["cpu"]), corpus=str(corpus), time_budget=time_budget, prompt=prompt)
     args = open_run(out, "pretrain", args, resume)          # checks only: nothing is written before the run starts
     cfg, corpus, time_budget, prompt = TrainConfig.from_dict(args["cfg"]), args["corpus"], args["time_budget"], args["prompt"]
-    rank, world, device = _setup_distributed()
+    rank, world, device = setup_distributed()
     if device.type == "cuda" and cfg.dtype == "bf16" and not torch.cuda.is_bf16_supported(): cfg = replace(cfg, dtype="fp16")
     t_start = time.time()
     if rank == 0: data = prepare_data(corpus, cfg.model.vocab_size, cfg.val_frac, cfg.seed)
@@ -584,36 +630,21 @@ def pretrain(cfg:TrainConfig|None=None,   # the recipe (ignored when resuming: t
     model = GPT(model_cfg).to(device)
     batches = RandomWindows(data.train, model_cfg.block_size, cfg.batch_size, cfg.accum, cfg.seed, rank, world, device)
     sampler = SampleCB(data.tokenizer, prompt, every=cfg.eval_every * 5, max_new_tokens=64, path=out/"samples.txt")
-    extra_cbs, cbs = cbs, [DDPCB(), EvalCB(data.val, data.val_bytes, cfg.eval_every, cfg.eval_windows), sampler,
-           MetricsCB(out/"metrics.jsonl"), CheckpointCB(out/"checkpoint", cfg.ckpt_every, [data.dir/"tokenizer.json"])]
-    if verbose: cbs.append(ProgressCB(every=max(1, cfg.eval_every // 4)))
-    if cfg.compile: cbs.append(CompileCB())
-    if time_budget: cbs.append(TimeBudgetCB(time_budget))
-    cbs += list(extra_cbs)
+    cbs = [EvalCB(data.val, data.val_bytes, cfg.eval_every, cfg.eval_windows), sampler,
+           *run_callbacks(out, [data.dir/"tokenizer.json"], cfg.ckpt_every, time_budget, max(1, cfg.eval_every // 4), verbose, cfg.compile), *cbs]
     learn = Trainer(model, batches, lm_loss, cbs, cfg.max_steps, cfg.lr, cfg.warmup, cfg.min_lr_frac,
                     cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype)
-    ckpt = find_checkpoint(out/"checkpoint") if resume else None   # a run killed before its first checkpoint starts over
-    if rank == 0:
-        if not resume: save_run(out, "pretrain", args)
-        if not ckpt:
-            for f in ("samples.txt", "metrics.jsonl"): (out/f).unlink(missing_ok=True)
-    if ckpt: load_checkpoint(learn, ckpt)
-    t_fit = time.time()
-    learn.fit()
-    fit_s = time.time() - t_fit
-    result = {}
-    if rank == 0:
+    def final(learn):
         loss, n = evaluate(learn.raw_model, data.val, model_cfg.block_size, autocast=learn.autocast)
-        result = dict(final=True, step=learn.step, tokens=learn.tokens_seen, val_loss=loss, val_ppl=perplexity(loss),
-                      val_bpb=bits_per_byte(loss, n, data.val_bytes), fit_seconds=fit_s, params=learn.raw_model.num_params())
-        with open(out/"metrics.jsonl", "a") as f: f.write(json.dumps(result) + "\n")
-        plot_loss(read_metrics(out/"metrics.jsonl"), f"{Path(str(corpus)).name}: {model_cfg.n_layer} layers x {model_cfg.n_embd}").savefig(out/"loss.png")
+        return dict(val_loss=loss, val_ppl=perplexity(loss), val_bpb=bits_per_byte(loss, n, data.val_bytes))
+    result = fit_run(learn, out, "pretrain", args, resume, final, f"{Path(str(corpus)).name}: {model_cfg.n_layer} layers x {model_cfg.n_embd}",
+                     fresh=["samples.txt"])
+    if rank == 0:
         result["sample"] = sampler.samples[-1][1]
         if verbose:
             print(f"sample:\n{result['sample']}\n")
-            print(f"final: step {learn.step} | {learn.tokens_seen:,} tokens | {fit_s:.0f}s training | val loss {loss:.3f} "
-                  f"ppl {perplexity(loss):.1f} | val bits/byte {result['val_bpb']:.3f}", flush=True)
-    if dist.is_initialized(): dist.barrier()
+            print(f"final: step {learn.step} | {learn.tokens_seen:,} tokens | {result['fit_seconds']:.0f}s training | val loss {result['val_loss']:.3f} "
+                  f"ppl {result['val_ppl']:.1f} | val bits/byte {result['val_bpb']:.3f}", flush=True)
     return result
 
 # %% ../nbs/07_pretraining.ipynb #c89fb953

@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDGET = 'application/vnd.jupyter.widget-view+json'
 
 
-def test_chapter_runs_in_a_jupyter_kernel():
+def test_chapter_runs_in_a_jupyter_kernel(monkeypatch):
+    monkeypatch.delenv('MPLBACKEND', raising=False)  # CI sets Agg for scripts; JupyterLab's kernel uses the inline backend
     nbformat, nbclient = pytest.importorskip('nbformat'), pytest.importorskip('nbclient')
     path = ROOT/'nbs'/'03_embeddings.ipynb'          # figures, math, an ipywidgets explorer; no slow cells
     committed = nbformat.read(path, as_version=4)
