@@ -4,11 +4,26 @@
 
 # %% auto #0
 __all__ = ['masked_mean', 'masked_var', 'whiten', 'kl_penalty', 'end_index', 'token_rewards', 'penalise_unfinished', 'gae',
-           'policy_loss', 'value_loss', 'ppo_loss', 'trl_layout', 'AdaptiveKL']
+           'policy_loss', 'value_loss', 'ppo_loss', 'trl_layout', 'AdaptiveKL', 'MiniBatch', 'reply_logprobs',
+           'reply_values', 'PolicyAndValue', 'make_rollout', 'PPOConfig', 'Rollouts', 'ppo_step_loss', 'RolloutCB',
+           'load_policy', 'ppo', 'ppo_cli']
 
-# %% ../nbs/11_ppo.ipynb #c31a48c1
-import math, torch
+# %% ../nbs/11_ppo.ipynb #ce8a0b98
+import json, math, tempfile
+from dataclasses import dataclass, asdict, replace, fields
+from pathlib import Path
+from typing import NamedTuple
+import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
+from safetensors.torch import load_model
+from .model import GPT, GPTConfig
+from .generate import pad_left, stream, completion_mask, mask_positions
+from .chat import chat_prompt, chat_token, stop_ids
+from .tasks import get_task, evaluate_tasks
+from .reward import RewardModel, load_reward_model
+from .train import Trainer, Callback, PRECISIONS, run_callbacks, fit_run, setup_distributed
+from .runs import UsageError, cli, find_checkpoint, load_gpt, open_run, positive, read_json
+from .runs import override as override_fields
 
 # %% ../nbs/11_ppo.ipynb #a9b602b8
 def masked_mean(x:Tensor,    # values (any shape)
@@ -144,3 +159,248 @@ class AdaptiveKL:
         error = min(max(kl / self.target - 1, -0.2), 0.2)
         self.value *= 1 + error * n / self.horizon
         return self.value
+
+# %% ../nbs/11_ppo.ipynb #5755afb4
+class MiniBatch(NamedTuple):
+    "Rows of a rollout: prompt (left-padded) + reply (right-padded) ids and what PPO's losses need"
+    ids: Tensor          # (b, P + T) token ids
+    attn: Tensor         # (b, P + T) 1 = real token
+    mask: Tensor         # (b, T) 1 = reply token (up to and including <|im_end|>)
+    logprobs: Tensor     # (b, T) sampling log-probabilities
+    values: Tensor       # (b, T) values at sampling time
+    advantages: Tensor   # (b, T) whitened advantages
+    returns: Tensor      # (b, T) value targets
+    prompt_len: int      # P
+
+def reply_logprobs(model:GPT,             # the policy or the reference
+                   ids:Tensor, attn:Tensor, # (B, P + T) prompt + reply and its attention mask
+                   prompt_len:int,        # P
+                   temperature:float=1.0  # the sampling temperature (log-probabilities of the tempered distribution)
+                  ) -> Tensor:
+    "Log-probabilities (B, T) of the reply tokens under `model`"
+    logits = model(ids, attn_mask=attn, position_ids=mask_positions(attn))[:, prompt_len - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(-1, ids[:, prompt_len:, None]).squeeze(-1)
+
+def reply_values(value_model:RewardModel, ids:Tensor, attn:Tensor, prompt_len:int) -> Tensor:
+    "Values (B, T): the value model's score at the position before each reply token (the state the token is chosen in)"
+    return value_model.values(ids, attn)[:, prompt_len - 1 : -1].float()
+
+# %% ../nbs/11_ppo.ipynb #3dc704bc
+class PolicyAndValue(nn.Module):
+    "The policy and the value model, trained together by one optimizer (TRL's PolicyAndValueWrapper)"
+    def __init__(self, policy:GPT, value:RewardModel):
+        super().__init__()
+        self.policy, self.value, self.config = policy, value, policy.config
+    def num_params(self) -> int: return self.policy.num_params() + self.value.num_params()
+
+@torch.no_grad()
+def make_rollout(model:PolicyAndValue,   # policy + value model
+                 ref:GPT,                # the frozen reference
+                 reward_model:RewardModel, # the frozen reward model
+                 tokenizer, task, examples, # the task (gold scorer) and its prompts
+                 cfg, generator:torch.Generator # a `PPOConfig`; the sampling generator
+                ) -> tuple[MiniBatch, dict]:
+    "Sample replies to `examples` and compute advantages and returns; also the rollout's statistics (scores, gold, KL)"
+    policy, value = model.policy, model.value
+    was = model.training; model.eval()
+    device, pad, stops = next(policy.parameters()).device, chat_token(tokenizer, "<|pad|>"), stop_ids(tokenizer)
+    end = chat_token(tokenizer, "<|im_end|>")
+    prompts = [chat_prompt(tokenizer, e.messages(with_answer=False), policy.config.block_size - cfg.max_new_tokens) for e in examples]
+    idx, attn, _ = pad_left(prompts, pad)
+    idx, attn = idx.to(device), attn.to(device)
+    new = torch.stack(list(stream(policy, idx, cfg.max_new_tokens, temperature=cfg.temperature, stop=stops, pad_id=pad,
+                                  attn_mask=attn, generator=generator)), 1)
+    mask = completion_mask(new, stops).long()
+    finished = ((new == end) & mask.bool()).any(-1)
+    ids, full = torch.cat([idx, new], 1), torch.cat([attn, mask], 1)
+    P = idx.size(1)
+    logprobs = reply_logprobs(policy, ids, full, P, cfg.temperature) * mask
+    ref_logprobs = reply_logprobs(ref, ids, full, P, cfg.temperature) * mask
+    values = reply_values(value, ids, full, P) * mask
+    raw_scores = reward_model(ids, full).float()
+    scores = penalise_unfinished(raw_scores, finished, cfg.missing_end_penalty)
+    kl = kl_penalty(logprobs, ref_logprobs, mask, cfg.kl_estimator)
+    rewards = token_rewards(kl, scores, end_index(mask), cfg.kl_coef)
+    if cfg.whiten_rewards: rewards = whiten(rewards, mask, shift_mean=False)
+    advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
+    texts = [tokenizer.decode([t for t, m in zip(row, keep) if m and t not in stops]) for row, keep in zip(new.tolist(), mask.tolist())]
+    gold = torch.tensor([task.score(e.prompt, t.strip()) for e, t in zip(examples, texts)])
+    model.train(was)
+    stats = dict(score=raw_scores.mean().item(), gold=gold.mean().item(), kl=(kl_penalty(logprobs, ref_logprobs, mask, "k1")).sum(1).mean().item(),
+                 reply_len=mask.sum(1).float().mean().item(), finished=finished.float().mean().item(), kl_coef=cfg.kl_coef,
+                 sample=f"{examples[0].prompt} >>> {texts[0].strip()}")
+    return MiniBatch(ids, full, mask, logprobs, values, whiten(advantages, mask), returns, P), stats
+
+# %% ../nbs/11_ppo.ipynb #d587c6a6
+@dataclass
+class PPOConfig:
+    "A PPO recipe (TRL 1.12's defaults where they fit a small CPU run)"
+    task: str = "verse"             # the task whose training prompts PPO samples from; its gold scorer measures
+    batch_size: int = 32            # prompts per rollout
+    ppo_epochs: int = 2             # passes over each rollout
+    minibatches: int = 2            # optimizer steps per pass
+    max_new_tokens: int = 40        # reply budget
+    temperature: float = 1.0        # sampling temperature of the rollouts
+    kl_coef: float = 0.05           # beta: the price of a nat of KL to the reference
+    kl_estimator: str = "k1"        # k1 | k3
+    target_kl: float|None = None    # a KL per reply to steer beta to (Ziegler et al.'s adaptive controller); None = fixed beta
+    kl_horizon: int = 10000         # the controller's horizon in replies
+    missing_end_penalty: float|None = 1.0 # subtracted from the score of a reply that never closes
+    whiten_rewards: bool = False    # whiten the per-token rewards (keeping their mean)
+    gamma: float = 1.0              # discount
+    lam: float = 0.95               # GAE's lambda
+    cliprange: float = 0.2          # policy ratio clip
+    cliprange_value: float = 0.2    # value clip
+    vf_coef: float = 0.1            # weight of the value loss
+    lr: float = 3e-5                # peak learning rate
+    warmup: int = 0                 # linear warmup steps
+    min_lr_frac: float = 1.0        # final learning rate / peak (1: constant, as TRL's PPO runs often are)
+    grad_clip: float|None = 1.0     # max global gradient norm
+    dtype: str = "fp32"             # autocast of the PPO updates (rollouts run in the weights' precision)
+    max_steps: int = 200            # optimizer steps when no time budget is given
+    ckpt_every: int = 20            # steps between checkpoints
+    eval_prompts: int = 100         # held-out prompts of the final gold evaluation (0: none)
+    seed: int = 0                   # prompts and samples
+
+    def __post_init__(self):
+        for name in ("batch_size", "ppo_epochs", "minibatches", "max_new_tokens", "temperature", "lr", "max_steps", "ckpt_every", "kl_horizon"):
+            if not getattr(self, name) > 0: raise UsageError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.batch_size % self.minibatches: raise UsageError(f"batch_size={self.batch_size} must be divisible by minibatches={self.minibatches}")
+        if self.kl_estimator not in ("k1", "k3"): raise UsageError(f"kl_estimator={self.kl_estimator!r}; choose 'k1' or 'k3'")
+        if self.kl_coef < 0 or (self.target_kl is not None and self.target_kl <= 0): raise UsageError("need kl_coef >= 0 and target_kl > 0 (or None)")
+        if self.dtype not in PRECISIONS: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(PRECISIONS)}")
+
+    @property
+    def steps_per_rollout(self) -> int: return self.ppo_epochs * self.minibatches
+
+class Rollouts:
+    "The batch source of PPO: step s is a minibatch of rollout s // steps_per_rollout, sampled when it begins"
+    def __init__(self, model:PolicyAndValue, ref:GPT, reward_model:RewardModel, tokenizer, cfg:PPOConfig, device='cpu'):
+        self.model, self.ref, self.reward_model, self.tokenizer, self.cfg = model, ref, reward_model, tokenizer, cfg
+        self.task = get_task(cfg.task)
+        self.kl = AdaptiveKL(cfg.kl_coef, cfg.target_kl, cfg.kl_horizon) if cfg.target_kl else None
+        self.index, self.batch, self.stats = None, None, None
+
+    def rollout(self, r:int):
+        "Sample rollout `r` with the current policy: prompts and sampling seeded by (seed, r)"
+        pool = self.task.pool("train")
+        g = torch.Generator().manual_seed(self.cfg.seed * 2**32 + r)
+        examples = [pool[i] for i in torch.randint(len(pool), (self.cfg.batch_size,), generator=g).tolist()]
+        cfg = self.cfg if self.kl is None else replace(self.cfg, kl_coef=self.kl.value)
+        self.batch, self.stats = make_rollout(self.model, self.ref, self.reward_model, self.tokenizer, self.task, examples, cfg, g)
+        self.index, self.stats["rollout"] = r, r
+        if self.kl: self.kl.update(self.stats["kl"], self.cfg.batch_size)
+
+    def __call__(self, step:int) -> list[MiniBatch]:
+        "The minibatch of `step` (one micro-batch)"
+        r, k = divmod(step, self.cfg.steps_per_rollout)
+        if self.index != r: self.rollout(r)
+        epoch, m = divmod(k, self.cfg.minibatches)
+        perm = torch.randperm(self.cfg.batch_size, generator=torch.Generator().manual_seed(self.cfg.seed * 2**32 + r * 1000 + epoch))
+        rows = perm.view(self.cfg.minibatches, -1)[m]
+        b = self.batch
+        return [MiniBatch(*(t[rows] for t in b[:-1]), b.prompt_len)]
+
+def ppo_step_loss(model:PolicyAndValue, # policy + value (possibly wrapped)
+                  mb:MiniBatch,         # one minibatch of a rollout
+                  cfg:PPOConfig) -> Tensor:
+    "The PPO loss of a minibatch: clipped policy loss + vf_coef * clipped value loss"
+    m = getattr(model, "module", model)
+    lp = reply_logprobs(m.policy, mb.ids, mb.attn, mb.prompt_len, cfg.temperature)
+    v = reply_values(m.value, mb.ids, mb.attn, mb.prompt_len)
+    loss, _ = ppo_loss(lp, mb.logprobs, mb.advantages, mb.mask, v, mb.values, mb.returns, mb.mask, cfg.cliprange, cfg.cliprange_value, cfg.vf_coef)
+    return loss
+
+class RolloutCB(Callback):
+    "Log each rollout's statistics; keep the current rollout (and the KL controller) in checkpoints for an exact resume"
+    order = 5
+    def __init__(self, rollouts:Rollouts): self.rollouts, self.logged = rollouts, None
+    def after_step(self, learn):
+        r = self.rollouts
+        if r.index != self.logged: learn.log.update({k: v for k, v in r.stats.items() if k != "sample"}); self.logged = r.index
+    def state_dict(self):
+        r = self.rollouts
+        if r.batch is None: return {}
+        return dict(index=r.index, stats=r.stats, kl=r.kl.value if r.kl else None, logged=self.logged,
+                    batch={f: getattr(r.batch, f).tolist() for f in MiniBatch._fields if f != "prompt_len"}, prompt_len=r.batch.prompt_len)
+    def load_state_dict(self, s):
+        if not s: return
+        r, device = self.rollouts, next(self.rollouts.model.parameters()).device
+        dtypes = dict(ids=torch.long, attn=torch.long, mask=torch.long)
+        r.batch = MiniBatch(**{f: torch.tensor(v, dtype=dtypes.get(f, torch.float32), device=device) for f, v in s["batch"].items()}, prompt_len=s["prompt_len"])
+        r.index, r.stats, self.logged = s["index"], s["stats"], s["logged"]
+        if r.kl: r.kl.value = s["kl"]
+
+# %% ../nbs/11_ppo.ipynb #a9e02cc4
+def load_policy(path, device="cpu") -> tuple[GPT, "BPETokenizer"]:
+    "The policy (eval mode) and tokenizer of a PPO run or checkpoint folder"
+    path = Path(path)
+    found = find_checkpoint(path/"checkpoint") or find_checkpoint(path)
+    if found is None: raise UsageError(f"no checkpoint in {path}")
+    cfg = GPTConfig(**read_json(found/"config.json", "model config"))
+    both = PolicyAndValue(GPT(cfg), RewardModel(cfg))
+    try: load_model(both, str(found/"model.safetensors"), device=str(device))
+    except RuntimeError: raise UsageError(f"{path} holds no PPO policy") from None
+    from llm_nb.tokenizer import BPETokenizer
+    return both.policy.to(device).eval(), BPETokenizer.load(found/"tokenizer.json")
+
+def ppo(cfg:PPOConfig|None=None,  # the recipe (ignored when resuming)
+        sft="runs/sft",           # the SFT run: the policy's start and the frozen reference
+        rm="runs/rm",             # the reward-model run: the reward and the value model's start
+        out="runs/ppo",           # output folder
+        time_budget:float|None=120, # seconds of training; None = cfg.max_steps
+        resume:bool=False, verbose:bool=True, cbs=()) -> dict:
+    "Optimise the SFT policy against the reward model with PPO; writes a run folder to `out`"
+    out = Path(out)
+    positive(time_budget=time_budget)
+    args = open_run(out, "ppo", dict(cfg=asdict(cfg or PPOConfig()), sft=str(sft), rm=str(rm), time_budget=time_budget), resume)
+    cfg, sft, rm, time_budget = PPOConfig(**args["cfg"]), args["sft"], args["rm"], args["time_budget"]
+    rank, world, device = setup_distributed()
+    policy, tok = load_gpt(sft, device)
+    ref, _ = load_gpt(sft, device)
+    reward_model, rm_tok = load_reward_model(rm, device)
+    if rm_tok.special_tokens != tok.special_tokens or rm_tok.vocab_size != tok.vocab_size:
+        raise UsageError(f"{rm} and {sft} use different tokenizers")
+    value, _ = load_reward_model(rm, device)
+    for p in [*ref.parameters(), *reward_model.parameters()]: p.requires_grad_(False)
+    model = PolicyAndValue(policy, value.train())
+    rollouts = Rollouts(model, ref, reward_model, tok, cfg, device)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok_file = tok.save(Path(tmp)/"tokenizer.json")
+        ckpt_every = max(1, cfg.ckpt_every)
+        learn = Trainer(model, rollouts, lambda m, b: ppo_step_loss(m, b, cfg),
+                        [RolloutCB(rollouts), *run_callbacks(out, [tok_file], ckpt_every, time_budget, cfg.steps_per_rollout, verbose), *cbs],
+                        cfg.max_steps, cfg.lr, cfg.warmup, cfg.min_lr_frac, 0.0, grad_clip=cfg.grad_clip, dtype=cfg.dtype)
+        def final(learn):
+            if not cfg.eval_prompts: return {}
+            res = evaluate_tasks(learn.raw_model.policy.eval(), tok, tasks=(cfg.task,), n=cfg.eval_prompts)[cfg.task]
+            (out/"samples.txt").write_text("".join(f"--- gold {s:.2f}\n{p}\n>>> {t}\n\n" for p, t, s, f in res.samples[:12]))
+            return dict(gold=res.score, gold_ci=res.score_ci, gold_n=res.n, format=res.format)
+        record = fit_run(learn, out, "ppo", args, resume, final, f"PPO of {Path(sft).name} against {Path(rm).name}", fresh=["samples.txt"])
+    if verbose and rank == 0 and cfg.eval_prompts:
+        lo, hi = record["gold_ci"]
+        print(f"final: step {record['step']} | {record['fit_seconds']:.0f}s training | held-out gold {record['gold']:.3f} [{lo:.3f}, {hi:.3f}] "
+              f"over {record['gold_n']} prompts", flush=True)
+    return record
+
+# %% ../nbs/11_ppo.ipynb #04373164
+@cli
+def ppo_cli(sft:str=None,              # the SFT run (policy start and reference)
+            rm:str=None,               # the reward-model run (reward and value start)
+            out:str="runs/ppo",        # output folder
+            time_budget:float=120,     # seconds of training
+            max_steps:int=None,        # train exactly this many optimizer steps instead
+            resume:bool=False,         # continue the run in --out
+            override:str=None,         # change PPOConfig fields, e.g. 'kl_coef=0.1,batch_size=16'
+            quiet:bool=False):         # print only the final line
+    "Optimise an SFT policy against a reward model with PPO; prints the held-out gold score with its 95 % interval"
+    positive(time_budget=time_budget, max_steps=max_steps)
+    if resume:
+        if override or max_steps or sft or rm: raise UsageError("--resume continues the run with its own recipe; drop --sft, --rm, --override and --max-steps")
+        res = ppo(out=out, resume=True, verbose=not quiet)
+    else:
+        if not sft or not rm: raise UsageError("--sft and --rm are required (e.g. --sft runs/sft --rm runs/rm)")
+        cfg = override_fields(PPOConfig(), override)
+        if max_steps: cfg = replace(cfg, max_steps=max_steps)
+        res = ppo(cfg, sft, rm, out, None if max_steps else time_budget, verbose=not quiet)
+    if quiet and res: print(f"held-out gold {res['gold']:.3f}" if "gold" in res else f"step {res['step']}")
