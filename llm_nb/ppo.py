@@ -252,7 +252,7 @@ class PPOConfig:
     cliprange: float = 0.2          # policy ratio clip
     cliprange_value: float = 0.2    # value clip
     vf_coef: float = 0.1            # weight of the value loss
-    lr: float = 3e-5                # peak learning rate
+    lr: float = 1e-4                # peak learning rate
     warmup: int = 0                 # linear warmup steps
     min_lr_frac: float = 1.0        # final learning rate / peak (1: constant, as TRL's PPO runs often are)
     grad_clip: float|None = 1.0     # max global gradient norm

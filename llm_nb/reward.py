@@ -296,6 +296,7 @@ def train_reward_model(cfg:RMConfig|None=None,  # the recipe (ignored when resum
     train, held = encode_pairs(tok, train_rows, block), encode_pairs(tok, held_rows, block)
     if not train: raise UsageError(f"no preference pair from {data} fits the model's context of {block} tokens")
     if verbose and rank == 0: print(f"{len(train):,} training pairs from {data}, {len(held):,} held-out pairs", flush=True)
+    torch.manual_seed(cfg.seed)                                  # the new score head's initialisation
     model = RewardModel.from_gpt(policy)
     del policy
     with tempfile.TemporaryDirectory() as tmp:
