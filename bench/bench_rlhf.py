@@ -28,6 +28,7 @@ def main():
     p.add_argument("--ppo-budget", type=float, default=120, help="seconds of PPO per KL coefficient")
     p.add_argument("--kl-coefs", default="0.05", help="comma-separated KL coefficients, one PPO run each")
     p.add_argument("--n", type=int, default=100, help="held-out verse prompts for the gold evaluation")
+    p.add_argument("--noise-sweep", default="", help="comma-separated labeller noise levels tau: one more reward model each (its accuracy only)")
     p.add_argument("--rm-override", default=None); p.add_argument("--ppo-override", default=None)
     p.add_argument("--save", default=None, help="write the results as JSON here")
     p.add_argument("--figure", default=None, help="write the over-optimisation figure (PNG) here")
@@ -36,6 +37,10 @@ def main():
     t0 = time.time()
     rm = train_reward_model(override(RMConfig(), a.rm_override), a.sft, out/"rm", time_budget=a.rm_budget, verbose=False)
     rm_wall = time.time() - t0
+    sweep = []
+    for tau in [float(x) for x in a.noise_sweep.split(",") if x]:
+        r = train_reward_model(override(RMConfig(tau=tau), a.rm_override), a.sft, out/f"rm_tau{tau}", time_budget=a.rm_budget, verbose=False)
+        sweep.append(dict(tau=tau, acc=r["heldout_acc"], ci=r["heldout_acc_ci"], n=r["heldout_n"], pairs=r["train_pairs"], steps=r["step"]))
     sft_model, tok = load_gpt(a.sft)
     sft_res = evaluate_tasks(sft_model, tok, tasks=("verse",), n=a.n)["verse"]
     rows = [dict(model="SFT", kl_coef=None, steps=0, gold=sft_res.score, gold_ci=sft_res.score_ci, n=sft_res.n, kl=0.0)]
@@ -47,14 +52,24 @@ def main():
         hist = [r for r in read_metrics(out/f"ppo_kl{beta}"/"metrics.jsonl") if "rollout" in r]
         curves[beta] = hist
         rows.append(dict(model=f"PPO beta={beta}", kl_coef=beta, steps=rec["step"], gold=rec["gold"], gold_ci=rec["gold_ci"], n=rec["gold_n"],
-                         kl=hist[-1]["kl"], rollouts=len(hist), wall=time.time() - t1, fit_seconds=rec["fit_seconds"]))
+                         kl=hist[-1]["kl"], rollouts=len(hist), wall=time.time() - t1, fit_seconds=rec["fit_seconds"],
+                         rollout_seconds=sum(h["rollout_seconds"] for h in hist)))
     print(f"reward model: {rm['train_pairs']} training pairs, {rm['step']} steps in {rm['fit_seconds']:.0f} s ({rm_wall:.0f} s with sampling); "
           f"held-out pair accuracy (noise-free gold order) {rm['heldout_acc']:.3f} [{rm['heldout_acc_ci'][0]:.3f}, {rm['heldout_acc_ci'][1]:.3f}] "
           f"over {rm['heldout_n']} pairs; train accuracy {rm['train_acc']:.3f}\n")
+    if sweep:
+        print("| labeller noise tau | training pairs | RM steps | held-out pair accuracy | 95 % interval | held-out pairs |\n|---|---|---|---|---|---|")
+        for r in [dict(tau=RMConfig().tau if not a.rm_override else None, acc=rm["heldout_acc"], ci=rm["heldout_acc_ci"], n=rm["heldout_n"],
+                       pairs=rm["train_pairs"], steps=rm["step"])] + sweep:
+            print(f"| {r['tau']} | {r['pairs']} | {r['steps']} | {r['acc']:.3f} | [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['n']} |")
+        print()
     print("| model | PPO steps (rollouts) | held-out gold | 95 % interval | n | KL to SFT per reply (last rollout) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['steps']} ({r.get('rollouts', 0)}) | {r['gold']:.3f} | [{r['gold_ci'][0]:.3f}, {r['gold_ci'][1]:.3f}] | {r['n']} | {r['kl']:.2f} |")
+    for r in rows[1:]:
+        print(f"\n{r['model']}: {r['fit_seconds']:.0f} s of PPO = {r['rollout_seconds']:.0f} s rollouts (sampling + scoring) + "
+              f"{r['fit_seconds'] - r['rollout_seconds']:.0f} s updates; {r['fit_seconds'] / r['rollouts']:.1f} s per iteration")
     for beta, hist in curves.items():
         print(f"\nbeta={beta}: rollout (KL, RM score, gold): " + ", ".join(f"({h['kl']:.2f}, {h['score']:.2f}, {h['gold']:.2f})" for h in hist[:: max(1, len(hist) // 10)]))
     if a.figure:
@@ -68,6 +83,6 @@ def main():
         axes[1].axhline(sft_res.score, color="gray", ls=":", lw=1)
         fig.tight_layout(); fig.savefig(a.figure)
     if a.save:
-        Path(a.save).write_text(json.dumps(dict(rm={k: v for k, v in rm.items()}, rm_wall=rm_wall, rows=rows, curves=curves, args=vars(a)), indent=1) + "\n")
+        Path(a.save).write_text(json.dumps(dict(rm={k: v for k, v in rm.items()}, rm_wall=rm_wall, rows=rows, noise_sweep=sweep, curves=curves, args=vars(a)), indent=1) + "\n")
 
 if __name__ == "__main__": main()

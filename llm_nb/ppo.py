@@ -8,8 +8,8 @@ __all__ = ['masked_mean', 'masked_var', 'whiten', 'kl_penalty', 'end_index', 'to
            'reply_values', 'PolicyAndValue', 'make_rollout', 'PPOConfig', 'Rollouts', 'ppo_step_loss', 'RolloutCB',
            'load_policy', 'ppo', 'ppo_cli']
 
-# %% ../nbs/11_ppo.ipynb #ce8a0b98
-import json, math, tempfile
+# %% ../nbs/11_ppo.ipynb #d179439a
+import json, math, tempfile, time
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -287,8 +287,9 @@ class Rollouts:
         g = torch.Generator().manual_seed(self.cfg.seed * 2**32 + r)
         examples = [pool[i] for i in torch.randint(len(pool), (self.cfg.batch_size,), generator=g).tolist()]
         cfg = self.cfg if self.kl is None else replace(self.cfg, kl_coef=self.kl.value)
+        t0 = time.perf_counter()
         self.batch, self.stats = make_rollout(self.model, self.ref, self.reward_model, self.tokenizer, self.task, examples, cfg, g)
-        self.index, self.stats["rollout"] = r, r
+        self.index, self.stats["rollout"], self.stats["rollout_seconds"] = r, r, time.perf_counter() - t0
         if self.kl: self.kl.update(self.stats["kl"], self.cfg.batch_size)
 
     def __call__(self, step:int) -> list[MiniBatch]:
