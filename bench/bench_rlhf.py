@@ -15,7 +15,8 @@ import torch
 import matplotlib; matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from llm_nb.runs import load_gpt, override
-from llm_nb.reward import RMConfig, train_reward_model
+from llm_nb.reward import RMConfig, train_reward_model, load_reward_model, encode_pairs, pair_accuracy
+from llm_nb.chat import chat_token
 from llm_nb.ppo import PPOConfig, ppo, load_policy
 from llm_nb.tasks import evaluate_tasks
 from llm_nb.train import read_metrics
@@ -32,11 +33,31 @@ def main():
     p.add_argument("--rm-override", default=None); p.add_argument("--ppo-override", default=None)
     p.add_argument("--save", default=None, help="write the results as JSON here")
     p.add_argument("--figure", default=None, help="write the over-optimisation figure (PNG) here")
+    p.add_argument("--rm-figure", default=None, help="write the reward-model figure (reward vs gold, calibration) here")
     a = p.parse_args()
     out = Path(a.out)
     t0 = time.time()
     rm = train_reward_model(override(RMConfig(), a.rm_override), a.sft, out/"rm", time_budget=a.rm_budget, verbose=False)
     rm_wall = time.time() - t0
+    rm_model, rm_tok = load_reward_model(out/"rm")
+    held_rows = [json.loads(l) for l in (out/"rm"/"heldout.jsonl").read_text().splitlines()]
+    held = encode_pairs(rm_tok, held_rows, rm_model.config.block_size)
+    acc, rc, rr = pair_accuracy(rm_model, held, chat_token(rm_tok, "<|pad|>"))
+    gold = torch.tensor([[r["gold_chosen"], r["gold_rejected"]] for r in held_rows])
+    reward = torch.stack([rc, rr], 1)
+    pearson = torch.corrcoef(torch.stack([reward.flatten(), gold.flatten()]))[0, 1].item()
+    p_pred = torch.sigmoid(rc - rr)             # the model's probability that the chosen (higher-gold) reply wins
+    bins = [(lo, lo + 0.1) for lo in torch.arange(0.0, 1.0, 0.1).tolist()]
+    calib = [(lo, hi, int(((p_pred >= lo) & (p_pred < hi + (hi >= 1))).sum()), p_pred[(p_pred >= lo) & (p_pred < hi + (hi >= 1))].mean().item())
+             for lo, hi in bins if ((p_pred >= lo) & (p_pred < hi + (hi >= 1))).any()]
+    if a.rm_figure:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+        axes[0].scatter(gold.flatten(), reward.flatten(), s=6, alpha=0.5)
+        axes[0].set_xlabel("gold score"); axes[0].set_ylabel("reward-model score"); axes[0].set_title(f"held-out replies (Pearson r = {pearson:.2f})")
+        d = (rc - rr).numpy()
+        axes[1].hist(d, bins=30); axes[1].axvline(0, color="gray", ls=":")
+        axes[1].set_xlabel("r_chosen - r_rejected (chosen = higher gold)"); axes[1].set_title(f"held-out pairs: {acc:.1%} ordered right")
+        fig.tight_layout(); fig.savefig(a.rm_figure)
     sweep = []
     for tau in [float(x) for x in a.noise_sweep.split(",") if x]:
         r = train_reward_model(override(RMConfig(tau=tau), a.rm_override), a.sft, out/f"rm_tau{tau}", time_budget=a.rm_budget, verbose=False)
@@ -63,6 +84,10 @@ def main():
                        pairs=rm["train_pairs"], steps=rm["step"])] + sweep:
             print(f"| {r['tau']} | {r['pairs']} | {r['steps']} | {r['acc']:.3f} | [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['n']} |")
         print()
+    print(f"reward vs gold on the {len(held_rows) * 2} held-out replies: Pearson r = {pearson:.3f}")
+    print("calibration (all held-out pairs are 'chosen wins' by the gold order): bin of sigmoid(r_c - r_r) | pairs | mean predicted")
+    for lo, hi, n, m in calib: print(f"  [{lo:.1f}, {hi:.1f}) | {n} | {m:.3f}")
+    print()
     print("| model | PPO steps (rollouts) | held-out gold | 95 % interval | n | KL to SFT per reply (last rollout) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -83,6 +108,6 @@ def main():
         axes[1].axhline(sft_res.score, color="gray", ls=":", lw=1)
         fig.tight_layout(); fig.savefig(a.figure)
     if a.save:
-        Path(a.save).write_text(json.dumps(dict(rm={k: v for k, v in rm.items()}, rm_wall=rm_wall, rows=rows, noise_sweep=sweep, curves=curves, args=vars(a)), indent=1) + "\n")
+        Path(a.save).write_text(json.dumps(dict(rm={k: v for k, v in rm.items()}, rm_wall=rm_wall, rows=rows, rm_pearson=pearson, calibration=calib, noise_sweep=sweep, curves=curves, args=vars(a)), indent=1) + "\n")
 
 if __name__ == "__main__": main()
