@@ -66,7 +66,7 @@ def main():
     sft_res = evaluate_tasks(sft_model, tok, tasks=("verse",), n=a.n)["verse"]
     rows = [dict(model="SFT", kl_coef=None, steps=0, gold=sft_res.score, gold_ci=sft_res.score_ci, n=sft_res.n, kl=0.0)]
     curves = {}
-    for beta in [float(x) for x in a.kl_coefs.split(",")]:
+    for beta in [float(x) for x in a.kl_coefs.split(",") if x]:
         t1 = time.time()
         cfg = override(PPOConfig(kl_coef=beta, eval_prompts=a.n), a.ppo_override)
         rec = ppo(cfg, a.sft, out/"rm", out/f"ppo_kl{beta}", time_budget=a.ppo_budget, verbose=False)
