@@ -54,6 +54,7 @@ def test_real_reward_trainer_step_same_loss_and_gradients(tmp_path):
     trainer = RewardTrainer(model=hf, args=args, processing_class=tok,
                             train_dataset=Dataset.from_dict(dict(chosen_ids=chosen, rejected_ids=rejected)))
     batch = next(iter(trainer.get_train_dataloader()))
+    trainer.current_gradient_accumulation_steps = 1          # what Trainer's loop sets before it calls training_step
     trl_loss_value = trainer.training_step(trainer.model, batch).item()
     hf_grads = {n: p.grad for n, p in trainer.model.named_parameters()}
 
