@@ -47,9 +47,11 @@ def main():
     reward = torch.stack([rc, rr], 1)
     pearson = torch.corrcoef(torch.stack([reward.flatten(), gold.flatten()]))[0, 1].item()
     p_pred = torch.sigmoid(rc - rr)             # the model's probability that the chosen (higher-gold) reply wins
-    bins = [(lo, lo + 0.1) for lo in torch.arange(0.0, 1.0, 0.1).tolist()]
-    calib = [(lo, hi, int(((p_pred >= lo) & (p_pred < hi + (hi >= 1))).sum()), p_pred[(p_pred >= lo) & (p_pred < hi + (hi >= 1))].mean().item())
-             for lo, hi in bins if ((p_pred >= lo) & (p_pred < hi + (hi >= 1))).any()]
+    tau = RMConfig(**json.loads((out/"rm"/"run.json").read_text())["args"]["cfg"]).tau
+    p_true = torch.sigmoid((gold[:, 0] - gold[:, 1]) / tau) if tau > 0 else torch.ones(len(gold))   # the labeller's own probability
+    edges = torch.linspace(0, 1, 6)
+    calib = [(lo.item(), hi.item(), int(sel.sum()), p_pred[sel].mean().item(), p_true[sel].mean().item())
+             for lo, hi in zip(edges[:-1], edges[1:]) if (sel := (p_pred >= lo) & ((p_pred < hi) | (hi == 1))).any()]
     if a.rm_figure:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
         axes[0].scatter(gold.flatten(), reward.flatten(), s=6, alpha=0.5)
@@ -85,8 +87,10 @@ def main():
             print(f"| {r['tau']} | {r['pairs']} | {r['steps']} | {r['acc']:.3f} | [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['n']} |")
         print()
     print(f"reward vs gold on the {len(held_rows) * 2} held-out replies: Pearson r = {pearson:.3f}")
-    print("calibration (all held-out pairs are 'chosen wins' by the gold order): bin of sigmoid(r_c - r_r) | pairs | mean predicted")
-    for lo, hi, n, m in calib: print(f"  [{lo:.1f}, {hi:.1f}) | {n} | {m:.3f}")
+    print(f"calibration on the held-out pairs: the model's P(higher-gold reply wins) = sigmoid(r_c - r_r), binned, against the "
+          f"labeller's own probability sigmoid((g_c - g_r) / tau) at the training tau = {tau}")
+    print("| predicted P | pairs | mean predicted | mean labeller P |\n|---|---|---|---|")
+    for lo, hi, n, m, t in calib: print(f"| [{lo:.1f}, {hi:.1f}) | {n} | {m:.3f} | {t:.3f} |")
     print()
     print("| model | PPO steps (rollouts) | held-out gold | 95 % interval | n | KL to SFT per reply (last rollout) |")
     print("|---|---|---|---|---|---|")
