@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['atomic_write', 'write_json', 'read_json', 'UsageError', 'find_checkpoint', 'read_run', 'open_run', 'save_run',
-           'parse_overrides', 'with_fields', 'override', 'positive', 'error_line', 'cli', 'load_gpt']
+           'split_items', 'parse_overrides', 'with_fields', 'override', 'positive', 'error_line', 'cli', 'load_gpt']
 
 # %% ../nbs/91_runs.ipynb #2cea1d73
 import ast, json, os, sys, tempfile, types, typing
@@ -87,7 +87,7 @@ def save_run(out, stage:str, args:dict) -> Path:
                                                  started=datetime.now(timezone.utc).isoformat(timespec="seconds")))
 
 # %% ../nbs/91_runs.ipynb #1e503e26
-def _split_items(spec:str) -> list[str]:
+def split_items(spec:str) -> list[str]:
     "Split 'a=1,b=(1, 2),c=x' at the commas outside brackets and quotes"
     items, depth, quote, start = [], 0, None, 0
     for i, ch in enumerate(spec):
@@ -102,7 +102,7 @@ def parse_overrides(spec:str|None # 'key=value,...'
                    ) -> dict:
     "The overrides as a dict of Python literals (bare words stay strings)"
     changes = {}
-    for item in _split_items(spec or ""):
+    for item in split_items(spec or ""):
         key, sep, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
         if not sep or not key.isidentifier(): raise UsageError(f"override {item.strip()!r} is not key=value")
