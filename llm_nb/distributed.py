@@ -240,7 +240,7 @@ def apply_tp(model:nn.Module, # a GPT or pipeline stage, unsharded
                 if (order := row_order(name, cfg, t)) is not None: p.copy_(p[order])   # rank r's rows: its heads' q, k, v
         parallelize_module(block, mesh, {
             "ln_1": SequenceParallel(), "ln_2": SequenceParallel(),
-            "attn": PrepareModuleInput(input_layouts=(Shard(1), None, None, None), desired_input_layouts=(Replicate(), None, None, None)),
+            "attn": PrepareModuleInput(input_layouts=(Shard(1), None, None, None, None), desired_input_layouts=(Replicate(), None, None, None, None)),
             "attn.c_attn": ColwiseParallel(), "attn.c_proj": RowwiseParallel(output_layouts=Shard(1)),
             "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
             "mlp.c_fc": ColwiseParallel(), "mlp.c_proj": RowwiseParallel(output_layouts=Shard(1))})
@@ -298,7 +298,7 @@ def vocab_parallel_cross_entropy(logits:torch.Tensor, # (..., V/t): this rank's 
 # %% ../nbs/08_distributed.ipynb #5437f7f4
 class GPTStage(nn.Module):
     "Some blocks of a GPT; the embeddings on the first stage, final norm and output layer on the last; names as in the GPT"
-    embed = GPT.embed      # the first stage embeds tokens exactly as the GPT does
+    embed, logits = GPT.embed, GPT.logits   # the first stage embeds tokens and the last scores them exactly as the GPT does
     def __init__(self, gpt:GPT, # the model to take the modules from (they are shared, not copied)
                  layers:list,   # layer indices of this stage
                  index:int,     # this stage's position in the pipeline
@@ -317,10 +317,10 @@ class GPTStage(nn.Module):
         "Hidden states for the next stage; logits (B, T, V) on the last (a vocabulary slice under tensor parallelism)"
         B, T = x.size(0), x.size(1) * (1 if self.first else self.seq_shards)
         pos = torch.arange(T, device=x.device).expand(B, T)
-        if self.first: x, rope = self.embed(x, pos)
+        if self.first: x, rope, _ = self.embed(x, pos)   # value embeddings do not cross stages
         else: rope = (self.rope_cos[pos][:, None], self.rope_sin[pos][:, None]) if self.config.pos == "rope" else None
         for block in self.transformer.h.values(): x = block(x, rope)
-        return self.lm_head(self.transformer.ln_f(x)) if self.last else x
+        return self.logits(self.transformer.ln_f(x)) if self.last else x
 
 def split_layers(n_layer:int, n_stages:int) -> list:
     "Contiguous layer ranges for `n_stages` stages, as even as possible"

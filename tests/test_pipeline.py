@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = dict(pretrain=60, sft=40)
 FLAGS = ['--preset', 'tiny', '--fixed-steps', '--quiet', '--override',
          'pretrain.max_steps=60,pretrain.ckpt_every=10,pretrain.eval_every=20,sft.max_steps=40,sft.ckpt_every=10']
+ALL = ['pretrain', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'eval']
 
 
 def pipeline(*args, wait=True):
@@ -31,16 +32,18 @@ def weights(run: Path) -> dict:
 
 @pytest.fixture(scope='module')
 def whole(tmp_path_factory):
-    "An uninterrupted run"
+    "An uninterrupted run of every stage"
     out = tmp_path_factory.mktemp('pipeline')/'whole'
     card = pipeline('--out', str(out), *FLAGS)
-    assert all(name in card for name in STEPS), card
+    assert all(any(l.startswith(f'{name} ') for l in card.splitlines()) for name in ALL) and 'llm_nb_chat' in card and '# Report card' in card, card
+    assert sorted(p.name for p in out.iterdir()) == sorted(['pipeline.json', *ALL])
+    for name in ALL[:-1]: assert (out/name/'run.json').is_file() and (out/name/'checkpoint').is_dir(), name
     return out
 
 
 @pytest.mark.parametrize('stage,at', [('pretrain', 20), ('sft', 20)])
 def test_sigkill_then_resume_equals_uninterrupted(whole, tmp_path, stage, at):
-    killed = pipeline('--out', str(tmp_path/'killed'), *FLAGS, wait=False)
+    killed = pipeline('--out', str(tmp_path/'killed'), '--stages', 'pretrain,sft', *FLAGS, wait=False)
     ckpt, t0 = tmp_path/'killed'/stage/'checkpoint', time.time()
     while step_of(ckpt) < at and killed.poll() is None and time.time() - t0 < 300: time.sleep(0.01)
     killed.send_signal(signal.SIGKILL); killed.wait()
