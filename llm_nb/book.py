@@ -19,8 +19,8 @@ from .runs import cli
 
 # %% auto #0
 __all__ = ['Chapter', 'read_book', 'book_chapters', 'execute_nb', 'proc_nb', 'proc_book', 'split_directives', 'heading_ids',
-           'shown_names', 'BookWriter', 'sidebar_html', 'build_site', 'build_pdf', 'build_book', 'quarto_render',
-           'book_cli', 'readme_md', 'readme_cli']
+           'shown_names', 'BookWriter', 'sidebar_html', 'build_site', 'unique_labels', 'build_pdf', 'build_book',
+           'quarto_render', 'book_cli', 'readme_md', 'readme_cli']
 
 # %% ../nbs/90_book.ipynb #6a6a4bc7
 _re_numprefix = re.compile(r'^\d+[a-z]?_')
@@ -531,6 +531,18 @@ def _typst_numbering(ch, i):
     if ch.appendix: return f'#in-appendix.update(true)\n#set heading(numbering: "A.1")\n#counter(heading).update({i})'
     return f'#set heading(numbering: "1.1")\n#counter(heading).update({int(ch.number)-1})'
 
+def unique_labels(typ:str # typst source of the whole book
+                 ) -> str:
+    "The book with each label defined once: two chapters documenting the same name (or `plan` and `Plan`) would clash"
+    seen, out = set(), []
+    for line in typ.splitlines(keepends=True):
+        m = re.fullmatch(r'(?:#box\[\]#label\("([^"]+)"\)|<([^<>\s]+)>)\s*', line)
+        name = m and (m[1] or m[2])
+        if name and name in seen: continue          # a later definition: links already reach the first
+        if name: seen.add(name)
+        out.append(line)
+    return ''.join(out)
+
 def build_pdf(root:Path, # project root
               chapters:list, # `Chapter`s in reading order
               nbs:dict, # chapter name -> processed notebook
@@ -557,7 +569,7 @@ def build_pdf(root:Path, # project root
     body = _fix_typst_math(_pandoc(md, 'typst', ['--syntax-highlighting=idiomatic', '--wrap=preserve']))
     pre = _typst_pre
     for k in ('title','subtitle','author'): pre = pre.replace(f'@{k}@', _tstr(book.get(k, '')))
-    (build/'book.typ').write_text(pre.replace('@paper@', _tstr(paper)) + '\n' + body)
+    (build/'book.typ').write_text(pre.replace('@paper@', _tstr(paper)) + '\n' + unique_labels(body))
     pdf = out/f"{_config(root).lib_name}.pdf"
     try: typst.compile(str(build/'book.typ'), output=str(pdf), root=str(build))
     except typst.TypstError as e: raise RuntimeError(f"typst could not compile {build/'book.typ'}:\n{e.diagnostic}") from None
