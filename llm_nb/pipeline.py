@@ -7,7 +7,7 @@ __all__ = ['PRESETS', 'PRETRAIN_RECIPES', 'SFT_RECIPES', 'RM_RECIPES', 'PPO_RECI
            'EVAL_RECIPES', 'STAGES', 'Stage', 'stage_budget', 'plan_table', 'select_stages', 'stage_overrides',
            'Pipeline', 'pipeline_card', 'pipeline_cli']
 
-# %% ../nbs/17_pipeline.ipynb #1f273cfa
+# %% ../nbs/17_pipeline.ipynb #c2e3f973
 import shutil, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from .sft import SFTConfig, sft
 from .tasks import TASKS
 from .train import TRAIN_PRESETS, pretrain
 
-# %% ../nbs/17_pipeline.ipynb #2e11854b
+# %% ../nbs/17_pipeline.ipynb #edc3a79f
 @dataclass
 class Stage:
     "One step of the pipeline: its recipe, how to run it into its run folder, and what the report card says of it"
@@ -36,7 +36,7 @@ class Stage:
 
 PRESETS = ("tiny", "cpu")       # tiny: seconds, for tests; cpu: the 15-minute run of the README
 
-# %% ../nbs/17_pipeline.ipynb #0eaf4881
+# %% ../nbs/17_pipeline.ipynb #32e15a3f
 PRETRAIN_RECIPES = dict(tiny=TRAIN_PRESETS["tiny"].override("block_size=256"),   # room for a conversation
                         cpu=TRAIN_PRESETS["cpu"])
 
@@ -53,7 +53,7 @@ def _task_lines(r:dict, what:str="score") -> list:
     "Report-card lines of a result that holds '<task>_<what>' and '<task>_<what>_ci' for each task"
     return [(f"{t} {what}", r[f"{t}_{what}"], tuple(r[f"{t}_{what}_ci"])) for t in TASKS if f"{t}_{what}" in r]
 
-# %% ../nbs/17_pipeline.ipynb #f1e50c83
+# %% ../nbs/17_pipeline.ipynb #3ecb10ce
 RM_RECIPES = dict(tiny=RMConfig(prompts=16, heldout_prompts=8, batch_size=8, max_steps=10, ckpt_every=5, dtype="fp32"), cpu=RMConfig())
 PPO_RECIPES = dict(tiny=PPOConfig(batch_size=4, max_new_tokens=16, max_steps=8, ckpt_every=4, eval_prompts=8), cpu=PPOConfig())
 DPO_RECIPES = dict(tiny=DPOConfig(prompts=16, eval_pairs=8, batch_size=4, max_steps=8, ckpt_every=4, eval_prompts=8, dtype="fp32"),
@@ -95,7 +95,7 @@ STAGES = dict(
                  lambda r: []),
 )
 
-# %% ../nbs/17_pipeline.ipynb #444bd5d7
+# %% ../nbs/17_pipeline.ipynb #c7ecf97c
 def stage_budget(left:float,          # seconds of the total budget not used yet
                  share:float,         # this stage's share
                  shares_left:float    # shares of this stage and those after it
@@ -111,7 +111,7 @@ def plan_table(stages:list[Stage], # the stages to run, in order
     rows = [f"{s.name:<10} {total * s.share / shares:6.0f} s  {100 * s.share / shares:4.0f} %" for s in stages]
     return "\n".join([f"{'stage':<10} {'budget':>8}  share"] + rows)
 
-# %% ../nbs/17_pipeline.ipynb #f61def9b
+# %% ../nbs/17_pipeline.ipynb #2ad5f4a1
 def select_stages(spec:str|None # comma-separated stage names; None = all
                  ) -> list[Stage]:
     "The stages named in `spec`, in pipeline order"
@@ -131,7 +131,7 @@ def stage_overrides(spec:str|None # 'stage.field=value,...'
         per_stage[stage] = f"{per_stage[stage]},{rest}" if stage in per_stage else rest
     return per_stage
 
-# %% ../nbs/17_pipeline.ipynb #3403a32f
+# %% ../nbs/17_pipeline.ipynb #dadf7c42
 class Pipeline:
     "The stages of the book run in order into run folders under `out`, with the state kept in `out/pipeline.json`"
     def __init__(self, out, corpus="shakespeare", preset="cpu", time_budget:float=900, stages:str|None=None,
@@ -215,7 +215,7 @@ class Pipeline:
             self.done[stage.name] = dict(result=result, seconds=time.time() - t0)
             self._save()
 
-# %% ../nbs/17_pipeline.ipynb #722dddd1
+# %% ../nbs/17_pipeline.ipynb #385d99a0
 def pipeline_card(done:dict # stage name -> {'result', 'seconds'} as `Pipeline` records them
                ) -> str:
     "One line per finished stage: its metric, value, 95 % interval and seconds"
@@ -228,7 +228,7 @@ def pipeline_card(done:dict # stage name -> {'result', 'seconds'} as `Pipeline` 
     lines.append(f"{'total':<10} {'':<24} {'':>7}  {'':<16} {sum(d['seconds'] for d in done.values()):7.0f}")
     return "\n".join(lines)
 
-# %% ../nbs/17_pipeline.ipynb #c49195cd
+# %% ../nbs/17_pipeline.ipynb #0ce39408
 @cli
 def pipeline_cli(corpus:str=None,             # corpus name, .txt file or folder, or 'hf:<dataset>' (default shakespeare)
                  out:str="runs/pipeline",     # folder of the stage run folders
@@ -250,4 +250,4 @@ def pipeline_cli(corpus:str=None,             # corpus name, .txt file or folder
         p = Pipeline(out, corpus or "shakespeare", preset or "cpu", 900 if time_budget is None else time_budget,
                      stages, init, override, fixed_steps, verbose=not quiet)
     p.run()
-    if quiet: print(pipeline_card(p.done))
+    if quiet: print(pipeline_card(p.done) + p._next_steps())

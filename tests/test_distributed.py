@@ -88,7 +88,7 @@ def test_resume_at_one_and_export(two):
     load_model(exported, str(two/"ck_tp"/"model.safetensors"))        # the tp=2 run's checkpoint, consolidated by rank 0
     ref = learn.model.state_dict()                                    # GPT-2's layout, which GPT.to_hf reads (chapter 05)
     assert exported.state_dict().keys() == ref.keys()
-    assert max((v - ref[k]).abs().max().item() for k, v in exported.state_dict().items()) < 1e-4   # AdamW at lr 1e-2 amplifies rounding
+    assert max((v - ref[k]).abs().max().item() for k, v in exported.state_dict().items()) < 5e-4   # AdamW at lr 1e-2 amplifies rounding (a row out of place would be off by ~1e-1)
 
 # ------------------------------------------------------------------ the command
 def cli_flags(corpus, out, steps=40): return ["--preset", "tiny", "--corpus", str(corpus), "--out", str(out), "--max-steps", str(steps),
