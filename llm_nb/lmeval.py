@@ -10,14 +10,13 @@ import sys
 import torch
 import lm_eval.models              # the built-in models register first (registering ours before them makes them vanish)
 from lm_eval.api.model import LM
-from lm_eval.api.registry import register_model
+from lm_eval.api.registry import model_registry, register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from .runs import load_gpt
 from .evaluate import encode_pair, loglikelihoods
 from .engine import Engine, SamplingParams, TextStream
 
 # %% ../nbs/14a_lm_eval.ipynb #1cab1ef9
-@register_model("llm_nb")
 class LlmNbLM(LM):
     "lm-evaluation-harness's view of an llm_nb run folder: model_args `path=RUN` (and `batch_size`, `max_gen_toks`)"
     def __init__(self, path:str, # a run folder (or checkpoint folder)
@@ -64,3 +63,5 @@ class LlmNbLM(LM):
             text = "".join(stream.push(t) for t in req.tokens if t != self.tokenizer.eot_id) + stream.flush()
             texts.append(text)
         return texts
+
+if "llm_nb" not in model_registry.keys(): register_model("llm_nb")(LlmNbLM)   # once per process (a re-run cell keeps the first)
