@@ -384,9 +384,11 @@ def test_chat_page_in_chromium(server, model_tok):
     browser = Chromium()
     try:
         assert not browser.open(server.url + '/')
+        t = time.time()   # the page asks /v1/models for the name after its load event: wait for the answer
+        while browser.js("document.getElementById('model').textContent") != 'tiny' and time.time() - t < 20: time.sleep(0.05)
+        assert browser.js("document.getElementById('model').textContent") == 'tiny'
         fetched = {e['params']['request']['url'] for e in browser.events if e.get('method') == 'Network.requestWillBeSent'}
         assert fetched and all(u.startswith(server.url) for u in fetched), fetched
-        assert browser.js("document.getElementById('model').textContent") == 'tiny'
         browser.js("document.getElementById('temperature').value = '0'; document.getElementById('max_tokens').value = '20';"
                    "document.getElementById('input').value = 'Who is Romeo?'; document.getElementById('form').requestSubmit(); 1")
         t = time.time()
