@@ -644,8 +644,10 @@ def readme_md(nb_path, # the front page notebook, `nbs/index.ipynb`
         if code and d.get('echo')!='false': parts.append(_fence(code, 'python'))
         if d.get('output')=='false': continue
         for o in cell.get('outputs', []):
-            txt = _text(o.get('text')) or _text(o.get('data', {}).get('text/plain'))
-            if txt and _widget not in o.get('data', {}): parts.append(_fence(txt.rstrip('\n')))
+            data = o.get('data', {})
+            if _widget in data or any(k.startswith('image/') for k in data): continue   # figures are the book's; a README shows text
+            if 'text/markdown' in data: parts.append(_text(data['text/markdown']))
+            elif txt := _text(o.get('text')) or _text(data.get('text/plain')): parts.append(_fence(txt.rstrip('\n')))
     md = '\n\n'.join(p.strip('\n') for p in parts if p.strip())
     md = re.sub(r'\]\((\d+[a-z]?_[\w.-]+\.ipynb(?:#[^)]*)?)\)', lambda m: f']({nbs_dir}/{m[1]})', md)
     return f'<!-- Generated from {nbs_dir}/{Path(nb_path).name} by llm_nb_readme: edit the notebook, not this file. -->\n\n{md}\n'

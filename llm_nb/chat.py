@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['ROLES', 'CHATML_TEMPLATE', 'CHAT_TOKENS', 'HELP', 'check_messages', 'render_chat', 'encode_chat', 'chat_token',
            'plot_chat_mask', 'Reply', 'stop_ids', 'chat_prompt', 'generate_replies', 'stream_reply', 'save_hf',
-           'chat_session', 'chat_cli']
+           'chat_session', 'server_model', 'remote_stream_reply', 'chat_cli']
 
 # %% ../nbs/09_chat.ipynb #cc2dac9a
-import base64, json, os, shutil, sys, tempfile
+import base64, json, os, shutil, sys, tempfile, urllib.error, urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from fastcore.basics import patch
 from .tokenizer import BPETokenizer
 from .generate import stream, pad_left
-from .runs import UsageError, cli, load_gpt, positive
+from .runs import UsageError, cli, load_gpt, positive, replace_folder
 
 # %% ../nbs/09_chat.ipynb #3a8ab254
 ROLES = ("system", "user", "assistant")
@@ -243,9 +243,7 @@ def save_hf(model,            # a GPT (GPT-2 layout: learned positions, LayerNor
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     hf.save_pretrained(tmp); tokenizer.to_hf().save_pretrained(tmp)
-    if folder.exists(): shutil.rmtree(folder)
-    os.rename(tmp, folder)
-    return folder
+    return replace_folder(tmp, folder)
 
 # %% ../nbs/09_chat.ipynb #fc1cc5a2
 HELP = "commands: /reset (new conversation), /system TEXT (set the system message), /quit"
@@ -279,7 +277,44 @@ def chat_session(reply:Callable,        # messages -> iterator of text pieces of
         else: history.pop()                   # an empty reply is no turn: forget the question too
     return messages()
 
-# %% ../nbs/09_chat.ipynb #ecf5e02c
+# %% ../nbs/09_chat.ipynb #29979f8d
+def _http(url:str, body:dict|None=None, api_key:str|None=None, timeout:float=120):
+    "The open response of a GET (or, with `body`, a JSON POST) to `url`; its OpenAI error as one UsageError"
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+    req = urllib.request.Request(url, None if body is None else json.dumps(body).encode(), headers)
+    try: return urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        try: message = json.loads(e.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError): message = e.reason
+        raise UsageError(f"{url}: {e.code} {message}") from None
+    except (urllib.error.URLError, OSError) as e: raise UsageError(f"cannot reach {url}: {getattr(e, 'reason', e)}") from None
+
+def server_model(url:str,              # the server's base URL, e.g. http://127.0.0.1:8000
+                 api_key:str|None=None # sent as 'Authorization: Bearer KEY'
+                ) -> str:
+    "The name of the (first) model the server at `url` serves"
+    if not url.startswith(("http://", "https://")): raise UsageError(f"--url must start with http:// or https://, got {url!r}")
+    with _http(f"{url.rstrip('/')}/v1/models", api_key=api_key) as r:
+        try: return json.load(r)["data"][0]["id"]
+        except (ValueError, KeyError, IndexError, TypeError): raise UsageError(f"{url} is not an OpenAI-compatible server (its /v1/models)") from None
+
+def remote_stream_reply(url:str, model:str, messages, # the server, its model name, the conversation
+                        max_new_tokens=200, temperature=0.7, top_k=None, top_p=0.95, seed=None, # sampling
+                        api_key:str|None=None) -> Iterator[str]:
+    "The server's reply to `messages`, piece by piece as it streams (OpenAI's chat completions over SSE)"
+    body = dict(model=model, messages=messages, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stream=True,
+                **({} if top_k is None else dict(top_k=top_k)), **({} if seed is None else dict(seed=seed)))
+    with _http(f"{url.rstrip('/')}/v1/chat/completions", body, api_key) as r:
+        for line in r:
+            line = line.decode("utf-8").strip()
+            if not line.startswith("data: "): continue
+            if line == "data: [DONE]": return
+            chunk = json.loads(line[len("data: "):])
+            if "error" in chunk: raise UsageError(f"{url}: {chunk['error'].get('message', chunk['error'])}")
+            for choice in chunk.get("choices", []):
+                if piece := (choice.get("delta") or {}).get("content"): yield piece
+
+# %% ../nbs/09_chat.ipynb #c264ef75
 def _terminal_lines(prompt:str):
     "Lines typed in a terminal, with line editing, until end of input"
     try: import readline   # noqa: F401  (line editing and history for input())
@@ -289,21 +324,31 @@ def _terminal_lines(prompt:str):
         except EOFError: print(); return
 
 @cli
-def chat_cli(run:str,                     # run folder (or checkpoint folder) of a chat model
+def chat_cli(run:str|None,                # run folder (or checkpoint folder) of a chat model; or give --url
+             url:str=None,                # talk to a running server instead, e.g. http://127.0.0.1:8000 (llm_nb_serve)
+             api_key:str=None,            # the server's key (default: $LLM_NB_API_KEY)
              temperature:float=0.7,       # softmax temperature; 0 = greedy
              top_p:float=0.95,            # nucleus sampling mass
              top_k:int=None,              # sample among the k most likely tokens
              max_new_tokens:int=200,      # most tokens per reply
              system:str=None,             # system message
              seed:int=None):              # random seed (None: different replies each time)
-    "Chat with a model in the terminal (or through a pipe): /reset, /system TEXT, /quit"
+    "Chat with a model in the terminal (or through a pipe), local or served: /reset, /system TEXT, /quit"
     positive(max_new_tokens=max_new_tokens, top_k=top_k, top_p=top_p)
     if temperature < 0 or top_p > 1: raise UsageError(f"need --temperature >= 0 and --top-p in (0, 1], got {temperature}, {top_p}")
-    model, tok = load_gpt(run)
-    chat_token(tok, "<|im_start|>"); chat_token(tok, "<|im_end|>")
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    def reply(messages): return stream_reply(model, tok, messages, max_new_tokens, temperature, top_k, top_p, generator)
+    if (run is None) == (url is None): raise UsageError("give a run folder or --url of a running server (one of them)")
+    if url:
+        api_key = api_key or os.environ.get("LLM_NB_API_KEY") or None
+        name = server_model(url, api_key)
+        def reply(messages): return remote_stream_reply(url, name, messages, max_new_tokens, temperature, top_k, top_p, seed, api_key)
+        who = f"{name} at {url}"
+    else:
+        model, tok = load_gpt(run)
+        chat_token(tok, "<|im_start|>"); chat_token(tok, "<|im_end|>")
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        def reply(messages): return stream_reply(model, tok, messages, max_new_tokens, temperature, top_k, top_p, generator)
+        who = run
     if sys.stdin.isatty():
-        print(f"chatting with {run} ({HELP})")
+        print(f"chatting with {who} ({HELP})")
         chat_session(reply, _terminal_lines("you> "), system=system, prompt="bot> ")
     else: chat_session(reply, sys.stdin, system=system)

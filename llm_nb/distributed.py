@@ -39,7 +39,7 @@ from safetensors.torch import save_model
 from .model import GPT, GPTConfig
 from .data import load_corpus
 from .train import Trainer, Callback, RandomWindows, PRECISIONS, setup_distributed
-from .runs import UsageError, override, read_json, write_json, find_checkpoint
+from .runs import UsageError, override, read_json, write_json, find_checkpoint, replace_folder
 
 # %% ../nbs/08_distributed.ipynb #9cbd6696
 def step_memory(learn:Trainer, # a trainer that has taken at least one step (so the optimizer state exists)
@@ -740,7 +740,7 @@ def save_dist_checkpoint(learn:Trainer, # a trainer of a ParallelGPT
                         ) -> Path:
     "Every process writes its shards (Distributed Checkpoint); rank 0 adds the consolidated export and the trainer state"
     path, model = Path(path), learn.model
-    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    tmp = path.with_name(f".{path.name}.tmp")
     if learn.rank == 0: shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     _barrier()
     msd, osd = get_state_dict(model.local, learn.opt)
@@ -752,10 +752,7 @@ def save_dist_checkpoint(learn:Trainer, # a trainer of a ParallelGPT
         export_gpt(tmp/"dcp", model.config, model.pc.tp, tmp)
         for f in files: shutil.copy(f, tmp/Path(f).name)
         (tmp/"trainer.json").write_text(json.dumps(learn.state_dict()))   # written last: marks the folder complete
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists(): os.rename(path, old)
-        os.rename(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, path)
     _barrier()
     return path
 

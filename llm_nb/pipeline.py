@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRETRAIN_RECIPES', 'SFT_RECIPES', 'RM_RECIPES', 'PPO_RECIPES', 'DPO_RECIPES', 'GRPO_RECIPES',
-           'EVAL_RECIPES', 'STAGES', 'Stage', 'stage_budget', 'plan_table', 'select_stages', 'stage_overrides',
-           'Pipeline', 'pipeline_card', 'pipeline_cli']
+           'EVAL_RECIPES', 'STAGES', 'Stage', 'process_age', 'stage_budget', 'plan_table', 'select_stages',
+           'stage_overrides', 'Pipeline', 'pipeline_card', 'pipeline_cli']
 
 # %% ../nbs/17_pipeline.ipynb #c2e3f973
-import shutil, time
+import os, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,8 +75,8 @@ def _grpo(p, cfg, out, sources, time_budget, resume):
     return grpo(cfg, sources["sft"], out, time_budget, resume=resume, verbose=p.verbose)
 
 def _evaluate(p, cfg, out, sources, time_budget, resume):
-    "Chapter 14's report card of every model the pipeline made (PPO's run holds a policy and a value model: not a GPT run)"
-    runs = [p.out/s.name for s in p.stages if s.name in ("pretrain", "sft", "dpo", "grpo")] or [sources["sft"]]
+    "Chapter 14's report card of every model the pipeline made"
+    runs = [p.out/s.name for s in p.stages if s.name in ("pretrain", "sft", "ppo", "dpo", "grpo")] or [sources["sft"]]
     evaluation_report(runs, out, corpus=p.corpus, **cfg)
     return dict(runs=[str(r) for r in runs], report=str(out/"report.md"))
 
@@ -91,11 +91,18 @@ STAGES = dict(
                 lambda r: [("gold score", r["gold"], tuple(r["gold_ci"]))] if "gold" in r else []),
     dpo = Stage("dpo", 1.0, ("sft",), lambda preset, spec: override(DPO_RECIPES[preset], spec), _dpo, _task_lines),
     grpo = Stage("grpo", 1.2, ("sft",), lambda preset, spec: override(GRPO_RECIPES[preset], spec), _grpo, _task_lines),
-    eval = Stage("eval", 0.6, ("sft",), lambda preset, spec: {**EVAL_RECIPES[preset], **parse_overrides(spec)}, _evaluate,
+    eval = Stage("eval", 1.0, ("sft",), lambda preset, spec: {**EVAL_RECIPES[preset], **parse_overrides(spec)}, _evaluate,
                  lambda r: []),
 )
 
 # %% ../nbs/17_pipeline.ipynb #c7ecf97c
+def process_age() -> float:
+    "Seconds since this process started (its imports included), where the OS tells (Linux); else 0"
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        return max(0.0, float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError): return 0.0
+
 def stage_budget(left:float,          # seconds of the total budget not used yet
                  share:float,         # this stage's share
                  shares_left:float    # shares of this stage and those after it
@@ -176,7 +183,7 @@ class Pipeline:
         text = ""
         if "eval" in self.done and Path(self.done["eval"]["result"]["report"]).is_file():
             text += "\n\n" + Path(self.done["eval"]["result"]["report"]).read_text().strip()
-        if last := next((n for n in ("grpo", "dpo", "sft") if n in self.done), None):
+        if last := next((n for n in ("grpo", "dpo", "ppo", "sft") if n in self.done), None):
             text += f"\n\ntalk to it:\n  llm_nb_chat {self.out/last}\n  llm_nb_serve {self.out/last}"
         return text
 
@@ -189,6 +196,7 @@ class Pipeline:
             what = f"a pipeline; continue it with --out {self.out} --resume, or" if self.state_path.exists() else "files;"
             raise UsageError(f"{self.out} already holds {what} choose another --out")
         total, fixed = self.args["time_budget"], self.args["fixed_steps"]
+        self.clock = time.time() - process_age()   # the budget is wall time: this process's start-up counts
         self._log(f"pipeline: {len(self.stages)} stages into {self.out}/, " + ("fixed steps" if fixed else f"budget {total:.0f} s") + "\n" + plan_table(self.stages, total))
         created = not self.out.exists()
         self._save()
@@ -202,9 +210,10 @@ class Pipeline:
         return {k: v["result"] for k, v in self.done.items()}
 
     def _run_stages(self, total, fixed):
+        before = sum(d["seconds"] for d in self.done.values())     # spent by the processes before a --resume
         for i, stage in enumerate(self.stages):
             if stage.name in self.done: self._log(f"[{i + 1}/{len(self.stages)}] {stage.name}: done"); continue
-            used = sum(d["seconds"] for d in self.done.values())
+            used = before + time.time() - self.clock
             budget = None if fixed else stage_budget(total - used, stage.share, sum(s.share for s in self.stages[i:]))
             folder, resume = self.out/stage.name, (self.out/stage.name/"run.json").exists()
             if not resume: shutil.rmtree(folder, ignore_errors=True)    # a stage killed before it started leaves nothing to keep

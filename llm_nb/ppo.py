@@ -6,7 +6,7 @@
 __all__ = ['masked_mean', 'masked_var', 'whiten', 'kl_penalty', 'end_index', 'token_rewards', 'penalise_unfinished', 'gae',
            'policy_loss', 'value_loss', 'ppo_loss', 'trl_layout', 'AdaptiveKL', 'MiniBatch', 'reply_logprobs',
            'reply_values', 'PolicyAndValue', 'make_rollout', 'PPOConfig', 'Rollouts', 'ppo_step_loss', 'RolloutCB',
-           'load_policy', 'ppo', 'ppo_cli']
+           'ppo', 'ppo_cli']
 
 # %% ../nbs/11_ppo.ipynb #d179439a
 import json, math, tempfile, time
@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from safetensors.torch import load_model
 from .model import GPT, GPTConfig
 from .generate import pad_left, stream, completion_mask, mask_positions
 from .chat import chat_prompt, chat_token, stop_ids
 from .tasks import get_task, evaluate_tasks
 from .reward import RewardModel, load_reward_model
 from .train import Trainer, Callback, PRECISIONS, run_callbacks, fit_run, setup_distributed
-from .runs import UsageError, cli, find_checkpoint, load_gpt, open_run, positive, read_json
+from .runs import UsageError, cli, load_gpt, open_run, positive
 from .runs import override as override_fields
 
 # %% ../nbs/11_ppo.ipynb #a9b602b8
@@ -333,18 +332,6 @@ class RolloutCB(Callback):
         if r.kl: r.kl.value = s["kl"]
 
 # %% ../nbs/11_ppo.ipynb #a9e02cc4
-def load_policy(path, device="cpu") -> tuple[GPT, "BPETokenizer"]:
-    "The policy (eval mode) and tokenizer of a PPO run or checkpoint folder"
-    path = Path(path)
-    found = find_checkpoint(path/"checkpoint") or find_checkpoint(path)
-    if found is None: raise UsageError(f"no checkpoint in {path}")
-    cfg = GPTConfig(**read_json(found/"config.json", "model config"))
-    both = PolicyAndValue(GPT(cfg), RewardModel(cfg))
-    try: load_model(both, str(found/"model.safetensors"), device=str(device))
-    except RuntimeError: raise UsageError(f"{path} holds no PPO policy") from None
-    from llm_nb.tokenizer import BPETokenizer
-    return both.policy.to(device).eval(), BPETokenizer.load(found/"tokenizer.json")
-
 def ppo(cfg:PPOConfig|None=None,  # the recipe (ignored when resuming)
         sft="runs/sft",           # the SFT run: the policy's start and the frozen reference
         rm="runs/rm",             # the reward-model run: the reward and the value model's start

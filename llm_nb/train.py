@@ -26,7 +26,7 @@ from .model import GPT, GPTConfig
 from .data import load_corpus, split_documents, encode_to_file, read_tokens, cache_dir
 from .tokenizer import BPETokenizer
 from .generate import generate
-from .runs import UsageError, cli, find_checkpoint, load_gpt, open_run, save_run, parse_overrides, with_fields, positive
+from .runs import UsageError, cli, find_checkpoint, load_gpt, open_run, replace_folder, save_run, parse_overrides, with_fields, positive
 from .speedrun import muon_adamw, wsd_lr
 
 # %% ../nbs/07_pretraining.ipynb #ff5d7bbc
@@ -409,7 +409,7 @@ def save_checkpoint(learn:Trainer, # the trainer to save
                    ) -> Path:
     "Write weights (safetensors), config, optimizer/RNG state and trainer state into `path` atomically"
     path = Path(path)
-    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     model = learn.raw_model
     save_model(model, str(tmp/"model.safetensors"))
@@ -419,11 +419,7 @@ def save_checkpoint(learn:Trainer, # the trainer to save
     torch.save(dict(opt=learn.opt.state_dict(), scaler=learn.scaler.state_dict(), rng=rng), tmp/"optimizer.pt")
     for f in files: shutil.copy(f, tmp/Path(f).name)
     (tmp/"trainer.json").write_text(json.dumps(learn.state_dict()))   # written last: marks the folder complete
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists(): os.rename(path, old)
-    os.rename(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+    return replace_folder(tmp, path)
 
 def load_checkpoint(learn:Trainer, # a trainer built like the one that was saved
                     path           # checkpoint folder
@@ -560,8 +556,7 @@ def prepare_data(corpus:str="shakespeare", # corpus name, .txt file or folder (s
             encode_to_file(split, tmp/f"{name}.bin", tok.encode, tok.vocab_size, sep=tok.eot_id)
         meta = dict(val_bytes=sum(len(d.text.encode("utf-8")) for d in val_docs), val_docs=[d.name for d in val_docs])
         (tmp/"meta.json").write_text(json.dumps(meta))
-        if folder.exists(): shutil.rmtree(folder)
-        os.rename(tmp, folder)
+        replace_folder(tmp, folder)
     meta = json.loads((folder/"meta.json").read_text())
     return RunData(BPETokenizer.load(folder/"tokenizer.json"), read_tokens(folder/"train.bin"),
                    read_tokens(folder/"val.bin"), meta["val_bytes"], folder)

@@ -81,7 +81,7 @@ def test_readme_current(tmp_path, capsys):
     readme_cli(check=True, root=str(proj))
     assert (proj/'README.md').read_text()==(ROOT/'README.md').read_text()
     md = readme_md(ROOT/'nbs/index.ipynb')
-    assert 'pip install torch==2.13.0 -e . && llm_nb_train' in md
+    assert 'pip install torch==2.13.0 -e ".[serve]" && llm_nb_pipeline' in md
     assert 'pip install torch==2.13.0 -e ".[dev]" && nbdev_test && pytest tests' in md
     for link in re.findall(r'\]\((nbs/[^)#]+)', md): assert (ROOT/link).exists(), link
 

@@ -8,7 +8,8 @@ from llm_nb.tokenizer import BPETokenizer
 from llm_nb.tasks import training_documents
 from llm_nb.train import Trainer, Callback, CancelFitException, save_checkpoint
 from llm_nb.reward import RMConfig, train_reward_model, load_reward_model, load_preferences
-from llm_nb.ppo import PPOConfig, ppo, load_policy
+from llm_nb.ppo import PPOConfig, ppo
+from llm_nb.runs import load_gpt
 from llm_nb.runs import UsageError
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_ppo_stage_resumes_exactly_mid_rollout(sft_run):
     ppo(PPO, d/"sft", d/"rm", d/"ppo", time_budget=None, verbose=False)
     ppo(PPO, d/"sft", d/"rm", d/"ppo2", time_budget=None, verbose=False, cbs=[StopAt(3)])   # 4 steps per rollout: mid-rollout
     ppo(out=d/"ppo2", resume=True, verbose=False)
-    a, b = weights(load_policy(d/"ppo")[0]), weights(load_policy(d/"ppo2")[0])
+    a, b = weights(load_gpt(d/"ppo")[0]), weights(load_gpt(d/"ppo2")[0])
     for k in a: torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
     logs = [json.loads(l) for l in (d/"ppo"/"metrics.jsonl").read_text().splitlines()]
     assert [r["rollout"] for r in logs if "rollout" in r] == [0, 1]

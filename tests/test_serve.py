@@ -347,6 +347,38 @@ def test_cli_serves(process):
     r = OpenAI(base_url=url + '/v1', api_key='-').completions.create(model='tiny', prompt='ROMEO:', max_tokens=5, temperature=0)
     assert r.choices[0].text and r.model == 'tiny'
 
+def chat_command(*flags, stdin:str) -> subprocess.CompletedProcess:
+    "`llm_nb_chat` as a user runs it, with its input piped in"
+    cmd = [sys.executable, '-c', 'import sys; from llm_nb.chat import chat_cli; sys.exit(chat_cli())', *flags]
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env={**os.environ, 'LLM_NB_API_KEY': ''})
+
+def test_chat_command_talks_to_a_server(process, run, model_tok):
+    "`llm_nb_chat --url` over two turns prints what the local `llm_nb_chat RUN` prints (greedy): the same loop, a remote model"
+    proc, url = process
+    flags = ['--temperature', '0', '--max-new-tokens', '12']
+    remote = chat_command('--url', url, *flags, stdin='Who is Romeo?\nAnd Juliet?\n')
+    local = chat_command(str(run), *flags, stdin='Who is Romeo?\nAnd Juliet?\n')
+    assert remote.returncode == 0 and local.returncode == 0, (remote.stderr, local.stderr)
+    model, tok = model_tok
+    talk = [dict(role='user', content='Who is Romeo?')]
+    first = solo_chat(model, tok, talk, 12)
+    second = solo_chat(model, tok, talk + [dict(role='assistant', content=first), dict(role='user', content='And Juliet?')], 12)
+    assert remote.stdout == local.stdout == f"{first}\n{second}\n"
+
+def test_chat_command_url_errors(model_tok, run):
+    "Wrong key, nothing listening, both a run and a URL: one line each, exit 2"
+    with make_server(*model_tok, api_key='sesame') as srv:
+        for flags, says in ((['--url', srv.url], f"{srv.url}/v1/models: 401 Incorrect API key"),
+                            (['--url', srv.url, '--api-key', 'wrong'], "401 Incorrect API key"),
+                            (['--url', f'http://127.0.0.1:{free_port()}'], "cannot reach http://127.0.0.1:"),
+                            (['--url', 'localhost:8000'], "--url must start with http:// or https://"),
+                            ([str(run), '--url', srv.url], "give a run folder or --url of a running server"),
+                            ([], "give a run folder or --url of a running server")):
+            r = chat_command(*flags, stdin='hi\n')
+            assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and says in r.stderr, (flags, r.stderr)
+        r = chat_command('--url', srv.url, '--api-key', 'sesame', '--max-new-tokens', '3', stdin='hi\n')
+        assert r.returncode == 0, r.stderr
+
 def test_load_64_streaming_clients(process, model_tok):
     "64 concurrent streaming clients: none lost, each equal to its solo greedy output, memory bounded, done in bounded time"
     proc, url = process
