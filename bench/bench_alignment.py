@@ -1,15 +1,16 @@
-"""Alignment, measured: the SFT model against DPO and GRPO (and PPO when its stage exists) on the same held-out prompts.
+"""Alignment, measured: the SFT model against PPO, DPO and GRPO on the same held-out prompts.
 
-One command: runs `llm_nb_dpo` and `llm_nb_grpo` (once per reward task of `--grpo-tasks`) on `--sft` (each in its own process, so that its wall time and peak
-memory are its own), then asks every model the same `--n` test prompts of every task of the suite, greedy, and
+One command: runs `llm_nb_rm` then `llm_nb_ppo` (PPO's wall time and peak memory include its reward model's), `llm_nb_dpo`
+and `llm_nb_grpo` (once per reward task of `--grpo-tasks`) on `--sft`, each in its own process so that its wall time and
+peak memory are its own, then asks every model the same `--n` test prompts of every task of the suite, greedy, and
 scores them with the gold scorers. Prints one table: the gold score of the preference task (verse), the accuracy of
 the verifiable task (arithmetic), the play quiz, each with a 95 % interval over n prompts; DPO's implicit-reward
 accuracy on held-out pairs; the KL of each policy to the SFT model (the mean over sampled replies to `--n` held-out
 prompts of log π(y|x) − log π_sft(y|x), summed over the reply's tokens, y ~ π at temperature 1); wall time and peak
 resident memory of each stage. `--save` keeps the table, the per-step logs (for the chapters' figures) and samples.
 
-    python bench/bench_alignment.py --sft runs/sft                        # 60 s DPO, 90 s GRPO per task, 300 prompts
-    python bench/bench_alignment.py --sft runs/sft --dpo-budget 60 --grpo-budget 90 --grpo-tasks arithmetic,verse --n 300 --save bench/results/alignment.json
+    python bench/bench_alignment.py --sft runs/sft        # 60 s RM + 90 s PPO, 60 s DPO, 90 s GRPO per task, 300 prompts
+    python bench/bench_alignment.py --sft runs/sft --rm-budget 60 --ppo-budget 90 --dpo-budget 60 --grpo-budget 90 --grpo-tasks arithmetic,verse --n 300 --save bench/results/alignment.json
 """
 import argparse, os, subprocess, sys, tempfile, time
 from dataclasses import replace
@@ -53,6 +54,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sft", required=True, help="the SFT run folder")
     p.add_argument("--out", default=None, help="folder for the DPO and GRPO runs (default: a temporary one)")
+    p.add_argument("--rm-budget", type=float, default=60, help="seconds of reward-model training (PPO's reward)")
+    p.add_argument("--ppo-budget", type=float, default=90, help="seconds of PPO training (0: no PPO)")
+    p.add_argument("--ppo-override", default=None, help="PPOConfig fields")
     p.add_argument("--dpo-budget", type=float, default=60, help="seconds of DPO training")
     p.add_argument("--grpo-budget", type=float, default=90, help="seconds of each GRPO run")
     p.add_argument("--dpo-override", default=None, help="DPOConfig fields")
@@ -62,13 +66,19 @@ def main():
     p.add_argument("--save", default=None, help="write the results as JSON here")
     a = p.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_alignment"))
-    stages = {"DPO": (("llm_nb.dpo", "dpo_cli"), "dpo", a.dpo_budget, a.dpo_override),
+    stages = {**({"PPO": (("llm_nb.ppo", "ppo_cli"), "ppo", a.ppo_budget, a.ppo_override)} if a.ppo_budget else {}),
+              "DPO": (("llm_nb.dpo", "dpo_cli"), "dpo", a.dpo_budget, a.dpo_override),
               **{f"GRPO ({t})": (("llm_nb.grpo", "grpo_cli"), f"grpo_{t}", a.grpo_budget, ",".join(x for x in (f"task={t}", a.grpo_override) if x))
                  for t in a.grpo_tasks.split(",")}}
-    cost = {}
+    cost, rm = {}, []
+    if a.ppo_budget:
+        rm_cost = run_stage([("llm_nb.reward", "rm_cli"), "--sft", a.sft, "--out", str(out/"rm"), "--time-budget", str(a.rm_budget), "--quiet"])
+        rm = [r for r in read_metrics(out/"rm"/"metrics.jsonl") if r.get("final")]
     for label, (script, name, budget, extra) in stages.items():
         spec = ",".join(x for x in ("eval_prompts=0", extra) if x)
-        cost[label] = run_stage([script, "--sft", a.sft, "--out", str(out/name), "--time-budget", str(budget), "--override", spec, "--quiet"])
+        more = ["--rm", str(out/"rm")] if label == "PPO" else []
+        cost[label] = run_stage([script, "--sft", a.sft, *more, "--out", str(out/name), "--time-budget", str(budget), "--override", spec, "--quiet"])
+    if a.ppo_budget: cost["PPO"] = (cost["PPO"][0] + rm_cost[0], max(cost["PPO"][1], rm_cost[1]))   # with its reward model
     sft_model, tok = load_base(a.sft)
     models = {"SFT": sft_model, **{label: load_gpt(out/name)[0] for label, (_, name, _, _) in stages.items()}}
     t0 = time.time()
@@ -83,11 +93,12 @@ def main():
     for label, res in results.items():
         f = finals.get(label, {})
         wall, mem = cost.get(label, (None, None))
-        acc = f"{f['heldout_accuracy']:.3f} (n={f['heldout_pairs']})" if "heldout_accuracy" in f else "–"
+        acc = (f"{f['heldout_accuracy']:.3f} (n={f['heldout_pairs']})" if "heldout_accuracy" in f else
+               f"RM {rm[0]['heldout_acc']:.3f} (n={rm[0]['heldout_n']})" if label == "PPO" and rm else "–")
         rows.append(f"| {label} | {ci(res['verse'])} | {ci(res['arithmetic'])} | {ci(res['play'])} | {acc} | {kls[label]:.2f} | "
                     f"{f.get('step', '–')} | {f'{wall:.0f}' if wall else '–'} | {f'{mem:.0f}' if mem else '–'} |")
-    rows.append("| PPO | not measured: no PPO stage on this branch yet | | | | | | | |")
-    head = (f"SFT {a.sft}; n = {a.n} test prompts per task, greedy; DPO {a.dpo_budget:.0f} s and GRPO {a.grpo_budget:.0f} s (per reward) of training "
+    ppo = f"PPO {a.ppo_budget:.0f} s (after {a.rm_budget:.0f} s of its reward model), " if a.ppo_budget else ""
+    head = (f"SFT {a.sft}; n = {a.n} test prompts per task, greedy; {ppo}DPO {a.dpo_budget:.0f} s and GRPO {a.grpo_budget:.0f} s (per reward) of training "
             f"(wall time includes loading, sampling pairs, the reference pass, checkpoints); evaluation of all models {eval_s:.0f} s; "
             f"torch threads {torch.get_num_threads()}")
     table = "\n".join(rows)

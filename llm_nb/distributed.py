@@ -9,11 +9,11 @@ __all__ = ['MESH_DIMS', 'SMALL', 'step_memory', 'byte_tokens', 'ParallelConfig',
            'vocab_parallel_cross_entropy', 'GPTStage', 'split_layers', 'pipeline_stages', 'plot_pipeline', 'apply_ac',
            'apply_compile', 'match_grad_placements', 'clip_grad_norm', 'ParallelGPT', 'PipelineGPT', 'parallelize_gpt',
            'ParallelCB', 'full_grads', 'compare_with_one_process', 'check_parallel', 'memory_check', 'measure_bubble',
-           'torchrun', 'read_dcp', 'export_gpt', 'save_dist_checkpoint', 'load_dist_checkpoint', 'DistCheckpointCB',
-           'resume_check']
+           'torchrun', 'single_process_load', 'read_dcp', 'export_gpt', 'save_dist_checkpoint', 'load_dist_checkpoint',
+           'DistCheckpointCB', 'resume_check']
 
 # %% ../nbs/08_distributed.ipynb #a32c81cf
-import contextlib, functools, inspect, itertools, json, os, shutil, subprocess, sys, time
+import contextlib, functools, inspect, itertools, json, os, shutil, subprocess, sys, time, warnings
 from collections import defaultdict
 from dataclasses import dataclass, asdict, fields
 from functools import partial
@@ -707,6 +707,14 @@ def torchrun(code:str,          # Python statements each process runs
     return r
 
 # %% ../nbs/08_distributed.ipynb #72dd4164
+def single_process_load(state:dict, # tensors to fill in place, keyed as saved
+                        path        # a Distributed Checkpoint folder
+                       ):
+    "`dcp.load` by this one process, without a process group (torch warns that it assumes so: here it is meant)"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=str(path), no_dist=True)
+
 def read_dcp(path,                 # a Distributed Checkpoint folder
              prefix:str="model."   # the part of the state to read
             ) -> dict:
@@ -714,7 +722,7 @@ def read_dcp(path,                 # a Distributed Checkpoint folder
     meta = FileSystemReader(str(path)).read_metadata()
     sd = {k: torch.empty(m.size, dtype=m.properties.dtype) for k, m in meta.state_dict_metadata.items()
           if k.startswith(prefix) and isinstance(m, TensorStorageMetadata)}
-    dcp.load(sd, checkpoint_id=str(path), no_dist=True)
+    single_process_load(sd, path)
     return {k.removeprefix(prefix): v for k, v in sd.items()}
 
 def export_gpt(dcp_path,           # a Distributed Checkpoint written by `save_dist_checkpoint`
@@ -777,7 +785,8 @@ def load_dist_checkpoint(learn:Trainer, # a trainer of a ParallelGPT, at any wor
         slots = [(msd, k, k) for k in msd if row_order(k, cfg, 2) is not None]
         slots += [(st, name, k) for k, st in state["optim"]["state"].items() if row_order(k, cfg, 2) is not None for name in st if st[name].dim()]
         for d, name, key in slots: reorder.append((d, name, key, d[name])); d[name] = torch.empty(d[name].shape, dtype=d[name].dtype)
-    dcp.load(state, checkpoint_id=str(found/"dcp"), no_dist=not dist.is_initialized())
+    if dist.is_initialized(): dcp.load(state, checkpoint_id=str(found/"dcp"))
+    else: single_process_load(state, found/"dcp")
     for d, name, key, dest in reorder:
         full = to_tp_layout(to_tp_layout({key: d[name]}, cfg, saved["tp"], inverse=True), cfg, model.pc.tp)[key].to(dest.device)
         if isinstance(dest, DTensor): dest.to_local().copy_(distribute_tensor(full, dest.device_mesh, dest.placements, src_data_rank=None).to_local())

@@ -19,9 +19,10 @@ from .model import GPT, GPTConfig
 from .generate import pad_left, stream, completion_mask, mask_positions
 from .chat import chat_prompt, chat_token, stop_ids
 from .tasks import get_task, evaluate_tasks
+from .sft import load_base
 from .reward import RewardModel, load_reward_model
 from .train import Trainer, Callback, PRECISIONS, run_callbacks, fit_run, setup_distributed
-from .runs import UsageError, cli, load_gpt, open_run, positive
+from .runs import UsageError, cli, open_run, positive
 from .runs import override as override_fields
 
 # %% ../nbs/11_ppo.ipynb #a9b602b8
@@ -344,8 +345,8 @@ def ppo(cfg:PPOConfig|None=None,  # the recipe (ignored when resuming)
     args = open_run(out, "ppo", dict(cfg=asdict(cfg or PPOConfig()), sft=str(sft), rm=str(rm), time_budget=time_budget), resume)
     cfg, sft, rm, time_budget = PPOConfig(**args["cfg"]), args["sft"], args["rm"], args["time_budget"]
     rank, world, device = setup_distributed()
-    policy, tok = load_gpt(sft, device)
-    ref, _ = load_gpt(sft, device)
+    policy, tok = load_base(sft, device)
+    ref, _ = load_base(sft, device)
     reward_model, rm_tok = load_reward_model(rm, device)
     if rm_tok.special_tokens != tok.special_tokens or rm_tok.vocab_size != tok.vocab_size:
         raise UsageError(f"{rm} and {sft} use different tokenizers")

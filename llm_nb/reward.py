@@ -20,8 +20,9 @@ from .model import GPT, GPTConfig, hf_config, _CONV1D
 from .tokenizer import BPETokenizer
 from .chat import chat_prompt, chat_token, check_messages, generate_replies
 from .tasks import get_task, wilson_interval, write_jsonl
+from .sft import load_base
 from .train import Trainer, PRECISIONS, run_callbacks, fit_run, setup_distributed
-from .runs import UsageError, cli, find_checkpoint, load_gpt, open_run, positive, read_json
+from .runs import UsageError, cli, find_checkpoint, open_run, positive, read_json
 from .runs import override as override_fields
 
 # %% ../nbs/10_reward.ipynb #e722f5d5
@@ -288,7 +289,7 @@ def train_reward_model(cfg:RMConfig|None=None,  # the recipe (ignored when resum
     args = open_run(out, "rm", dict(cfg=asdict(cfg or RMConfig()), sft=str(sft), data=str(data), time_budget=time_budget), resume)
     cfg, sft, data, time_budget = RMConfig(**args["cfg"]), args["sft"], args["data"], args["time_budget"]
     rank, world, device = setup_distributed()
-    policy, tok = load_gpt(sft, device)
+    policy, tok = load_base(sft, device)
     train_rows = (sample_pairs(policy, tok, cfg.task, "train", cfg.prompts, cfg.k, cfg.tau, cfg.temperature, cfg.seed)
                   if data == "tasks" else load_preferences(data))
     held_rows = sample_pairs(policy, tok, cfg.task, "test", cfg.heldout_prompts, cfg.k, 0.0, cfg.temperature, cfg.seed + 1)

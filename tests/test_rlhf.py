@@ -57,6 +57,17 @@ def test_ppo_stage_resumes_exactly_mid_rollout(sft_run):
     assert [r["rollout"] for r in logs if "rollout" in r] == [0, 1]
     with pytest.raises(UsageError, match="holds no reward model"): load_reward_model(d/"sft")
 
+def test_rm_and_ppo_start_from_a_transformers_folder(sft_run, tmp_path):
+    "Like every post-training stage, the reward model and PPO start from a `save_pretrained` folder too (`load_base`)"
+    from llm_nb.chat import save_hf
+    model, tok = load_gpt(sft_run/"sft")
+    hf = save_hf(model, tok, tmp_path/"hf")
+    rec = train_reward_model(RM, hf, tmp_path/"rm", time_budget=None, verbose=False)
+    assert rec["step"] == 4
+    ppo(PPO, hf, tmp_path/"rm", tmp_path/"ppo", time_budget=None, verbose=False)
+    policy, _ = load_gpt(tmp_path/"ppo")
+    assert policy.config.n_embd == model.config.n_embd
+
 def test_load_preferences_local_jsonl(tmp_path):
     conv = dict(prompt=[dict(role="user", content="Say hi.")], chosen=[dict(role="assistant", content="Hi!")],
                 rejected=[dict(role="assistant", content="No.")])
