@@ -1,6 +1,6 @@
 """Serving throughput and time to first token: `llm_nb_serve` (continuous batching) at 1, 4, 16 and 64 concurrent
 streaming clients (plain HTTP clients reading the server-sent events, as vLLM's benchmark_serving does), against the same requests served one at a time by `transformers`'
-`generate` on the same weights.
+`generate` on the same weights (on one thread and on all cores, whichever is faster).
 
 Each client sends its next request as soon as the previous one has finished (a closed loop); the requests are the
 same list in both cases: prompts of 8 to 40 tokens cut from the validation text, greedy, at most --max-tokens new
@@ -83,16 +83,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('run'); ap.add_argument('--clients', type=int, nargs='+', default=[1, 4, 16, 64])
     ap.add_argument('--max-tokens', type=int, default=64); ap.add_argument('--requests', type=int, default=None)
-    ap.add_argument('--port', type=int, default=8765); ap.add_argument('--threads', type=int, default=None)
+    ap.add_argument('--port', type=int, default=8765); ap.add_argument('--threads', type=int, default=None, help="the server's torch threads (default: llm_nb_serve's)")
     ap.add_argument('--compile', action='store_true', help='serve with llm_nb_serve --compile')
     a = ap.parse_args()
-    if a.threads: torch.set_num_threads(a.threads)
     model, tok = load_gpt(a.run)
     args = read_run(a.run)['args']
     data = prepare_data(args['corpus'], args['cfg']['model']['vocab_size'], args['cfg']['val_frac'], args['cfg']['seed'])
     n_req = a.requests or max(2 * max(a.clients), 32)
     prompts = prompts_from_val(tok, data.val, n_req)
-    hf = hf_one_at_a_time(model, prompts, a.max_tokens, tok.eot_id)
+    baselines = {}                         # the peer at its best: transformers on one thread and on all cores, the faster kept
+    for t in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(t); baselines[t] = hf_one_at_a_time(model, prompts, a.max_tokens, tok.eot_id)
+    hf_threads = max(baselines, key=lambda t: sum(r[0] for r in baselines[t]) / sum(r[2] for r in baselines[t]))
+    hf = baselines[hf_threads]
     hf_tokens, hf_time = sum(r[0] for r in hf), sum(r[2] for r in hf)
     proc = start_server(a.run, a.port, max(a.clients), a.threads, a.compile)
     rows = []
@@ -108,7 +111,9 @@ def main():
     finally:
         proc.send_signal(signal.SIGINT); proc.wait(timeout=30)
     print(f"model: {a.run} ({model.num_params() / 1e6:.2f}M parameters); {n_req} requests of 8-40 prompt tokens, "
-          f"greedy, max_tokens={a.max_tokens}; server with {max(a.clients)} slots{' and --compile' if a.compile else ''}; torch threads: {torch.get_num_threads()}\n")
+          f"greedy, max_tokens={a.max_tokens}; server with {max(a.clients)} slots{' and --compile' if a.compile else ''}, torch threads "
+          f"{a.threads or f'{max(1, (os.cpu_count() or 1) - 1)} (its default: all cores but one)'}; transformers: the faster of 1 and {os.cpu_count()} threads, {hf_threads} "
+          f"({', '.join(f'{t}: {sum(r[0] for r in b) / sum(r[2] for r in b):,.0f} tok/s' for t, b in baselines.items())})\n")
     print("| clients | llm_nb_serve tok/s | TTFT p50 | TTFT p95 | transformers one at a time tok/s | TTFT p50 | TTFT p95 | throughput × transformers | same token count |")
     print("|---|---|---|---|---|---|---|---|---|")
     for c, tps, p50, p95, htps, h50, h95, same in rows:

@@ -7,7 +7,7 @@ __all__ = ['METRIC_HELP', 'MAX_BODY', 'APIError', 'bad_request', 'validation_err
            'CompletionRequest', 'TextPart', 'ChatMessage', 'ChatCompletionRequest', 'check_supported', 'Metrics',
            'Mailbox', 'Job', 'Choice', 'Served', 'sse', 'usage', 'finish_error', 'piece', 'completion_logprobs',
            'chat_logprobs', 'respond', 'prompt_ids', 'add_completions', 'chat_ids', 'add_chat', 'add_info', 'chat_page',
-           'make_app', 'BackgroundServer', 'exposure_warning', 'load_served', 'serve_cli']
+           'make_app', 'Guard', 'BackgroundServer', 'exposure_warning', 'load_served', 'serve_cli']
 
 # %% ../nbs/15a_serving.ipynb #2f15c76d
 import asyncio, hmac, json, math, os, socket, sys, threading, time, uuid
@@ -510,21 +510,31 @@ def make_app(served:Served) -> FastAPI:
     @app.exception_handler(APIError)
     async def api_error(request, e): return e.response()
 
-    @app.middleware('http')
-    async def guard_and_count(request:Request, call_next):
-        path, key = request.url.path, served.api_key
-        if key and path not in ('/', '/health') and not hmac.compare_digest(request.headers.get('authorization', ''), f"Bearer {key}"):
-            response = APIError(401, "Incorrect API key provided: send it as 'Authorization: Bearer KEY'", code='invalid_api_key').response()
-        elif int(request.headers.get('content-length') or 0) > MAX_BODY:
-            response = APIError(413, f"the request body is larger than {MAX_BODY // 2**20} MiB").response()
-        else: response = await call_next(request)
-        served.metrics.inc('llm_nb_requests_total', endpoint=path if path in known else 'other', status=response.status_code)
-        return response
-
     add_completions(app, served); add_chat(app, served); add_info(app, served)
     app.get('/', response_class=HTMLResponse)(chat_page)
-    known = {r.path for r in app.routes}
+    app.add_middleware(Guard, served=served, known={r.path for r in app.routes})
     return app
+
+class Guard:
+    "ASGI middleware: the API key (constant-time compare), the body size limit, and a count of every answer by endpoint and status"
+    def __init__(self, app, served:Served, known:set[str]): self.app, self.served, self.known = app, served, known
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http': return await self.app(scope, receive, send)
+        path, key, headers = scope['path'], self.served.api_key, dict(scope['headers'])
+        status = None
+        async def counted(message):
+            nonlocal status
+            if message['type'] == 'http.response.start': status = message['status']
+            await send(message)
+        try:
+            if key and path not in ('/', '/health') and not hmac.compare_digest(headers.get(b'authorization', b''), f"Bearer {key}".encode()):
+                await APIError(401, "Incorrect API key provided: send it as 'Authorization: Bearer KEY'", code='invalid_api_key').response()(scope, receive, counted)
+            elif int(headers.get(b'content-length') or 0) > MAX_BODY:
+                await APIError(413, f"the request body is larger than {MAX_BODY // 2**20} MiB").response()(scope, receive, counted)
+            else: await self.app(scope, receive, counted)
+        finally:
+            if status is not None: self.served.metrics.inc('llm_nb_requests_total', endpoint=path if path in self.known else 'other', status=status)
 
 # %% ../nbs/15a_serving.ipynb #3ed89f1d
 class BackgroundServer:
@@ -586,13 +596,13 @@ def serve_cli(run:str,                  # run folder (or checkpoint folder) of t
               timeout:float=600,        # seconds a request may take, queueing included; longer ones get 408
               int8:bool=False,          # dynamic int8 for the blocks' linear layers (smaller, faster on CPU)
               compile:bool=False,       # compiled decode steps for batches of up to 8 (3x one client's speed; minutes to compile)
-              threads:int=None):        # torch threads (default: torch's choice)
+              threads:int=None):        # the engine's torch threads (default: all cores but one, which HTTP and JSON need)
     "Serve a model over an OpenAI-compatible HTTP API with continuous batching; a chat page at /"
     positive(port=port, slots=slots, timeout=timeout, threads=threads)
     if queue < 0: raise UsageError(f"--queue must be >= 0, got {queue}")
     if port > 65535: raise UsageError(f"--port must be at most 65535, got {port}")
     api_key = api_key or os.environ.get('LLM_NB_API_KEY') or None
-    if threads: torch.set_num_threads(threads)
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) - 1))
     prog, t = Path(sys.argv[0]).name, time.time()
     if compile: print(f"{prog}: compiling the decode step (a few minutes, once)", flush=True)
     served = load_served(run, name, int8, api_key, compile, max_slots=slots, max_queue=queue, timeout=timeout)
