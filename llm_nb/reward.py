@@ -19,7 +19,7 @@ from safetensors.torch import load_model
 from .model import GPT, GPTConfig, hf_config, _CONV1D
 from .tokenizer import BPETokenizer
 from .chat import chat_prompt, chat_token, check_messages, generate_replies
-from .tasks import get_task, wilson_interval, write_jsonl
+from .tasks import get_task, load_rows, wilson_interval, write_jsonl
 from .sft import load_base
 from .train import Trainer, PRECISIONS, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, find_checkpoint, open_run, positive, read_json
@@ -149,15 +149,7 @@ def load_preferences(source:str,        # a .jsonl/.json file or 'hf:NAME' (a Hu
                      split:str="train"  # the split of a Hub dataset
                     ) -> list[dict]:
     "Rows {prompt, chosen, rejected} as messages (plain strings become user/assistant turns); ValueError naming the first bad row"
-    import datasets
-    datasets.disable_progress_bars()
-    if source.startswith("hf:"): name, kw = source[3:], dict(split=split)
-    elif Path(source).suffix in (".jsonl", ".json"):
-        if not Path(source).is_file(): raise FileNotFoundError(f"{source}: no such file")
-        name, kw = "json", dict(data_files=str(source), split="train")
-    else: raise ValueError(f"unknown preference source {source!r}: use a .jsonl file or hf:NAME")
-    try: ds = datasets.load_dataset(name, **kw)
-    except Exception as e: raise ValueError(f"{source} cannot be read as a dataset: {' '.join(str(e).split())[:200]}") from None
+    ds = load_rows(source, split, what="preference")
     if missing := {"prompt", "chosen", "rejected"} - set(ds.column_names):
         raise ValueError(f"{source} lacks the column(s) {sorted(missing)} (it has {ds.column_names})")
     rows = []

