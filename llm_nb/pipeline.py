@@ -190,13 +190,14 @@ class Pipeline:
     def _log(self, msg:str):
         if self.verbose: print(msg, flush=True)
 
-    def run(self) -> dict:
+    def run(self, started:float|None=None # when the budget's clock started (default: now; the command passes its process's start)
+           ) -> dict:
         "Run (or continue) every chosen stage; the results by stage name"
         if not self.resumed and self.out.is_dir() and any(self.out.iterdir()):
             what = f"a pipeline; continue it with --out {self.out} --resume, or" if self.state_path.exists() else "files;"
             raise UsageError(f"{self.out} already holds {what} choose another --out")
         total, fixed = self.args["time_budget"], self.args["fixed_steps"]
-        self.clock = time.time() - process_age()   # the budget is wall time: this process's start-up counts
+        self.clock = started or time.time()
         self._log(f"pipeline: {len(self.stages)} stages into {self.out}/, " + ("fixed steps" if fixed else f"budget {total:.0f} s") + "\n" + plan_table(self.stages, total))
         created = not self.out.exists()
         self._save()
@@ -258,5 +259,5 @@ def pipeline_cli(corpus:str=None,             # corpus name, .txt file or folder
     else:
         p = Pipeline(out, corpus or "shakespeare", preset or "cpu", 900 if time_budget is None else time_budget,
                      stages, init, override, fixed_steps, verbose=not quiet)
-    p.run()
+    p.run(started=time.time() - process_age())      # the budget is the command's wall time: its start-up counts
     if quiet: print(pipeline_card(p.done) + p._next_steps())
