@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from .model import GPT, GPTConfig
+from .model import GPT
 from .generate import pad_left, stream, completion_mask, mask_positions
 from .chat import chat_prompt, chat_token, stop_ids
 from .tasks import get_task, evaluate_tasks
