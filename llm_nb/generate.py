@@ -54,8 +54,9 @@ def sample_next(logits:Tensor, # (B, V) scores for the next token
     "Next token ids (B,): the argmax at temperature 0, else a draw from the filtered, renormalised softmax"
     if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
     if temperature == 0: return logits.argmax(-1)
-    probs = filter_top_p(filter_top_k(logits / temperature, top_k), top_p).softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    cdf = filter_top_p(filter_top_k(logits / temperature, top_k), top_p).softmax(-1, dtype=torch.float32).cumsum(-1)
+    u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=cdf.device) * cdf[..., -1:]   # scaled: rounding leaves the total a hair off 1
+    return torch.searchsorted(cdf, u, right=True).clamp(max=cdf.size(-1) - 1).squeeze(-1)
 
 # %% ../nbs/06_generate.ipynb #6ee63ea9
 def mask_positions(attn_mask:Tensor # (B, T) 1 = token, 0 = left padding

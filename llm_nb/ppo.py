@@ -178,8 +178,9 @@ def reply_logprobs(model:GPT,             # the policy or the reference
                    temperature:float=1.0  # the sampling temperature (log-probabilities of the tempered distribution)
                   ) -> Tensor:
     "Log-probabilities (B, T) of the reply tokens under `model`"
-    logits = model(ids, attn_mask=attn, position_ids=mask_positions(attn))[:, prompt_len - 1 : -1].float() / temperature
-    return torch.log_softmax(logits, -1).gather(-1, ids[:, prompt_len:, None]).squeeze(-1)
+    h = model.hidden_states(ids, attn_mask=attn, position_ids=mask_positions(attn))[:, prompt_len - 1 : -1]
+    logits = model.logits(h).float() / temperature   # the vocabulary projection only where a reply token is predicted
+    return (logits.gather(-1, ids[:, prompt_len:, None]) - logits.logsumexp(-1, keepdim=True)).squeeze(-1)   # no (B, T, V) log-softmax kept
 
 def reply_values(value_model:RewardModel, ids:Tensor, attn:Tensor, prompt_len:int) -> Tensor:
     "Values (B, T): the value model's score at the position before each reply token (the state the token is chosen in)"

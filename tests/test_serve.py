@@ -292,7 +292,7 @@ def test_full_429_and_disconnect_frees_the_slot(model_tok):
 def test_disconnect_non_streaming(model_tok):
     with make_server(*model_tok, max_slots=1, max_queue=0) as srv:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(srv.url + '/v1/completions', json=dict(model='tiny', prompt='O', max_tokens=120), timeout=0.05)
+            httpx.post(srv.url + '/v1/completions', json=dict(model='tiny', prompt='O', max_tokens=120, temperature=0), timeout=0.05)
         t = time.time()
         while httpx.get(srv.url + '/health').json()['running'] and time.time() - t < 5: time.sleep(0.01)
         assert httpx.get(srv.url + '/health').json()['running'] == 0
