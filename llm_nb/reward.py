@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['preference_prob', 'simulated_labels', 'last_token_index', 'RewardModel', 'reward_loss', 'sample_pairs', 'as_messages',
-           'load_preferences', 'encode_pairs', 'PairBatches', 'pad_right', 'rm_loss', 'pair_accuracy', 'RMConfig',
-           'load_reward_model', 'train_reward_model', 'rm_cli']
+           'load_preferences', 'encode_pairs', 'encode_comparisons', 'ComparisonBatches', 'pad_right', 'ranking_loss',
+           'rm_loss', 'pair_accuracy', 'RMConfig', 'load_reward_model', 'train_reward_model', 'rm_cli']
 
 # %% ../nbs/10_reward.ipynb #acb8f8e1
 import itertools, json, math, tempfile
@@ -160,7 +160,7 @@ def load_preferences(source:str,        # a .jsonl/.json file or 'hf:NAME' (a Hu
     if not rows: raise ValueError(f"{source} holds no preference pairs")
     return rows
 
-# %% ../nbs/10_reward.ipynb #55acfba7
+# %% ../nbs/10_reward.ipynb #0ad43eec
 def encode_pairs(tokenizer,     # a tokenizer with the chat tokens
                  rows,          # rows with prompt/chosen/rejected messages
                  max_len:int    # the model's context
@@ -173,29 +173,49 @@ def encode_pairs(tokenizer,     # a tokenizer with the chat tokens
         if len(c) <= max_len and len(r) <= max_len: out.append((c, r))
     return out
 
-class PairBatches:
-    "Micro-batches of one step: pairs in an order shuffled per epoch, right-padded, chosen rows first (as TRL's collator)"
-    def __init__(self, encoded:list,  # (chosen ids, rejected ids) from `encode_pairs`
-                 batch_size:int,      # pairs per optimizer step (over all ranks)
+def encode_comparisons(tokenizer,   # a tokenizer with the chat tokens
+                       rows,        # rows with prompt/chosen/rejected messages
+                       max_len:int  # the model's context
+                      ) -> list[tuple[list[list[int]], list[tuple[int, int]]]]:
+    "Per prompt, in order of first appearance: its distinct replies as `encode_pairs` sequences and its pairs as (chosen, rejected) indices into them"
+    end, groups = chat_token(tokenizer, "<|im_end|>"), {}
+    for row in rows:
+        prompt = chat_prompt(tokenizer, row["prompt"], max_len)
+        c, r = (prompt + tokenizer.encode(row[k][-1]["content"]) + [end] for k in ("chosen", "rejected"))
+        if len(c) > max_len or len(r) > max_len: continue
+        seqs, pairs = groups.setdefault(tuple(prompt), ({}, []))          # seqs: sequence -> its index
+        pairs.append(tuple(seqs.setdefault(tuple(s), len(seqs)) for s in (c, r)))
+    return [([list(s) for s in seqs], pairs) for seqs, pairs in groups.values()]
+
+class ComparisonBatches:
+    "Micro-batches of one step: `batch_size` prompts in an order shuffled per epoch, each with all its replies (right-padded) and pairs"
+    def __init__(self, groups:list,   # (replies, pairs) per prompt from `encode_comparisons`
+                 batch_size:int,      # prompts per optimizer step (over all ranks)
                  pad_id:int,          # the <|pad|> token
                  seed:int=0,          # seed of the visiting order
                  rank:int=0, world_size:int=1, device='cpu'):
-        if not encoded: raise ValueError("no preference pairs to train on")
+        if not groups: raise ValueError("no preference pairs to train on")
         if batch_size % world_size: raise ValueError(f"batch_size={batch_size} must be divisible by world_size={world_size}")
-        self.encoded, self.batch_size, self.pad_id, self.seed = encoded, batch_size, pad_id, seed
+        self.groups, self.batch_size, self.pad_id, self.seed = groups, batch_size, pad_id, seed
         self.rank, self.world_size, self.device = rank, world_size, device
 
     def indices(self, step:int) -> list[int]:
-        "The pairs of `step` (the global batch)"
-        n, B = len(self.encoded), self.batch_size
+        "The prompts of `step` (the global batch)"
+        n, B = len(self.groups), self.batch_size
         order = lambda epoch: torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 2**32 + epoch)).tolist()
         return [order(k // n)[k % n] for k in range(step * B, (step + 1) * B)]
 
-    def __call__(self, step:int) -> list[tuple[Tensor, Tensor]]:
-        "This rank's micro-batch (ids (2b, T), attention mask (2b, T)) of `step`"
+    def __call__(self, step:int) -> list[tuple[Tensor, ...]]:
+        "This rank's micro-batch of `step`: ids and attention mask (N, T) of its replies, chosen (M,), rejected (M,) row indices, pair weights (M,)"
         size = self.batch_size // self.world_size
-        mine = self.indices(step)[self.rank * size : (self.rank + 1) * size]
-        return [pad_right([self.encoded[i][0] for i in mine] + [self.encoded[i][1] for i in mine], self.pad_id, self.device)]
+        seqs, chosen, rejected, weight = [], [], [], []
+        for g in self.indices(step)[self.rank * size : (self.rank + 1) * size]:
+            replies, pairs = self.groups[g]
+            chosen += [len(seqs) + c for c, _ in pairs]; rejected += [len(seqs) + r for _, r in pairs]
+            weight += [1 / (len(pairs) * size)] * len(pairs)     # each prompt weighs 1 / size, shared by its pairs
+            seqs += replies
+        as_tensor = partial(torch.tensor, device=self.device)
+        return [(*pad_right(seqs, self.pad_id, self.device), as_tensor(chosen), as_tensor(rejected), as_tensor(weight))]
 
 def pad_right(seqs, pad_id:int, device='cpu') -> tuple[Tensor, Tensor]:
     "Right-padded ids (B, T) and attention mask (B, T)"
@@ -204,13 +224,25 @@ def pad_right(seqs, pad_id:int, device='cpu') -> tuple[Tensor, Tensor]:
     mask = torch.tensor([[1] * len(s) + [0] * (T - len(s)) for s in seqs], device=device)
     return ids, mask
 
+def ranking_loss(rewards:Tensor,             # (N,) one reward per reply
+                 chosen:Tensor,              # (M,) index of each pair's chosen reply
+                 rejected:Tensor,            # (M,) ... and of its rejected reply
+                 weight:Tensor,              # (M,) each pair's weight (summing to 1: `ComparisonBatches`)
+                 center_coef:float|None=None # weight of the centring term sum(weight * (r_c + r_r)^2); None = off
+                ) -> tuple[Tensor, Tensor]:
+    "InstructGPT's loss sum(weight * -log sigmoid(r_c - r_r)) (+ centring), and the weighted accuracy (ties wrong)"
+    r_c, r_r = rewards[chosen], rewards[rejected]
+    loss = (weight * -F.logsigmoid(r_c - r_r)).sum()
+    if center_coef is not None: loss = loss + center_coef * (weight * (r_c + r_r) ** 2).sum()
+    return loss, (weight * (r_c > r_r).float()).sum() / weight.sum()
+
 def rm_loss(model,                      # a RewardModel (possibly wrapped)
-            batch,                      # (ids, mask): chosen rows, then rejected rows
+            batch,                      # a `ComparisonBatches` micro-batch
             center_coef:float|None=None # the centring term's weight
            ) -> Tensor:
-    "The pairwise loss of a batch of pairs"
-    r = model(*batch)
-    return reward_loss(*r.chunk(2), center_coef=center_coef)[0]
+    "The ranking loss of a micro-batch of prompts"
+    ids, mask, chosen, rejected, weight = batch
+    return ranking_loss(model(ids, mask).float(), chosen, rejected, weight, center_coef)[0]
 
 @torch.no_grad()
 def pair_accuracy(model,            # a RewardModel
@@ -235,12 +267,12 @@ def pair_accuracy(model,            # a RewardModel
 class RMConfig:
     "A reward-model recipe: the preference data and the training"
     task: str = "verse"           # the task whose gold scorer labels the pairs
-    prompts: int = 256            # training prompts; k replies each, all pairs compared
-    k: int = 4                    # replies per prompt
+    prompts: int = 512            # training prompts; k replies each, all pairs compared
+    k: int = 8                    # replies per prompt
     tau: float = 0.05             # labeller noise (Bradley–Terry temperature on gold scores in [0, 1])
     temperature: float = 1.0      # sampling temperature of the replies
     heldout_prompts: int = 100    # test prompts for the held-out pairs (labelled without noise)
-    batch_size: int = 32          # pairs per optimizer step
+    batch_size: int = 8           # prompts per optimizer step, each with all its replies and pairs
     lr: float = 3e-4              # peak learning rate
     warmup: int = 10              # linear warmup steps
     min_lr_frac: float = 0.1      # final learning rate / peak
@@ -286,23 +318,24 @@ def train_reward_model(cfg:RMConfig|None=None,  # the recipe (ignored when resum
                   if data == "tasks" else load_preferences(data))
     held_rows = sample_pairs(policy, tok, cfg.task, "test", cfg.heldout_prompts, cfg.k, 0.0, cfg.temperature, cfg.seed + 1)
     block, pad = policy.config.block_size, chat_token(tok, "<|pad|>")
-    train, held = encode_pairs(tok, train_rows, block), encode_pairs(tok, held_rows, block)
+    train, held = encode_comparisons(tok, train_rows, block), encode_pairs(tok, held_rows, block)
     if not train: raise UsageError(f"no preference pair from {data} fits the model's context of {block} tokens")
-    if verbose and rank == 0: print(f"{len(train):,} training pairs from {data}, {len(held):,} held-out pairs", flush=True)
+    n_train = sum(len(pairs) for _, pairs in train)
+    if verbose and rank == 0: print(f"{n_train:,} training pairs over {len(train):,} prompts from {data}, {len(held):,} held-out pairs", flush=True)
     torch.manual_seed(cfg.seed)                                  # the new score head's initialisation
     model = RewardModel.from_gpt(policy)
     del policy
     with tempfile.TemporaryDirectory() as tmp:
         tok_file = tok.save(Path(tmp)/"tokenizer.json")
-        learn = Trainer(model, PairBatches(train, cfg.batch_size, pad, cfg.seed, rank, world, device), partial(rm_loss, center_coef=cfg.center_coef),
+        learn = Trainer(model, ComparisonBatches(train, cfg.batch_size, pad, cfg.seed, rank, world, device), partial(rm_loss, center_coef=cfg.center_coef),
                         [*run_callbacks(out, [tok_file], cfg.ckpt_every, time_budget, 25, verbose), *cbs], cfg.max_steps, cfg.lr,
                         cfg.warmup, cfg.min_lr_frac, cfg.weight_decay, grad_clip=cfg.grad_clip, dtype=cfg.dtype)
         def final(learn):
             write_jsonl(train_rows, out/"pairs.jsonl"); write_jsonl(held_rows, out/"heldout.jsonl")
             acc, rc, rr = pair_accuracy(learn.raw_model, held, pad)
             n = len(held)
-            return dict(heldout_acc=acc, heldout_acc_ci=wilson_interval(round(acc * n), n), heldout_n=n, train_pairs=len(train),
-                        train_acc=pair_accuracy(learn.raw_model, train[:1000], pad)[0], reward_mean=torch.cat([rc, rr]).mean().item())
+            return dict(heldout_acc=acc, heldout_acc_ci=wilson_interval(round(acc * n), n), heldout_n=n, train_pairs=n_train,
+                        train_acc=pair_accuracy(learn.raw_model, encode_pairs(tok, train_rows[:1000], block), pad)[0], reward_mean=torch.cat([rc, rr]).mean().item())
         record = fit_run(learn, out, "rm", args, resume, final, f"reward model from {Path(sft).name}", fresh=["pairs.jsonl", "heldout.jsonl"])
     if verbose and rank == 0:
         lo, hi = record["heldout_acc_ci"]

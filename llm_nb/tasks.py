@@ -390,6 +390,7 @@ def evaluate_tasks(model,                    # a GPT in eval mode
                    shots:int=0,              # solved examples before each prompt (few-shot prompting)
                    seed:int=0,               # which prompts and shots
                    first_line:bool=False,    # score only the reply's first line (a fair reading of a pretrained model)
+                   temperature:float=0.0,    # 0: greedy replies; > 0: one sampled reply per prompt (seeded by `seed`)
                    batch_size:int=64         # conversations decoded together
                   ) -> dict[str, TaskResult]:
     "Each task's mean gold score and format compliance on `n` test prompts, with 95 % intervals"
@@ -398,7 +399,7 @@ def evaluate_tasks(model,                    # a GPT in eval mode
         task = get_task(name)
         examples = task.examples("test", n, seed)
         replies = generate_replies(model, tokenizer, [few_shot(task, e, shots, seed) for e in examples],
-                                   task.max_new_tokens, temperature=0, batch_size=batch_size)
+                                   task.max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
         if first_line: replies = [replace(r, text=r.text.strip().split("\n")[0]) for r in replies]
         scores = [task.score(e.prompt, r.text) for e, r in zip(examples, replies)]
         fmt = [float(r.finished) for r in replies]
