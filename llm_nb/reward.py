@@ -161,28 +161,28 @@ def load_preferences(source:str,        # a .jsonl/.json file or 'hf:NAME' (a Hu
     return rows
 
 # %% ../nbs/10_reward.ipynb #0ad43eec
+def _encoded_rows(tokenizer, rows, max_len:int):
+    "(prompt ids, chosen ids, rejected ids) of each row whose replies fit, each reply as the prompt + reply + <|im_end|>"
+    end = chat_token(tokenizer, "<|im_end|>")
+    for row in rows:
+        prompt = chat_prompt(tokenizer, row["prompt"], max_len)
+        c, r = (prompt + tokenizer.encode(row[k][-1]["content"]) + [end] for k in ("chosen", "rejected"))
+        if len(c) <= max_len and len(r) <= max_len: yield prompt, c, r
+
 def encode_pairs(tokenizer,     # a tokenizer with the chat tokens
                  rows,          # rows with prompt/chosen/rejected messages
                  max_len:int    # the model's context
                 ) -> list[tuple[list[int], list[int]]]:
     "(chosen ids, rejected ids) of every row, each the prompt + reply + <|im_end|>; rows that do not fit are dropped"
-    end, out = chat_token(tokenizer, "<|im_end|>"), []
-    for row in rows:
-        prompt = chat_prompt(tokenizer, row["prompt"], max_len)
-        c, r = (prompt + tokenizer.encode(row[k][-1]["content"]) + [end] for k in ("chosen", "rejected"))
-        if len(c) <= max_len and len(r) <= max_len: out.append((c, r))
-    return out
+    return [(c, r) for _, c, r in _encoded_rows(tokenizer, rows, max_len)]
 
 def encode_comparisons(tokenizer,   # a tokenizer with the chat tokens
                        rows,        # rows with prompt/chosen/rejected messages
                        max_len:int  # the model's context
                       ) -> list[tuple[list[list[int]], list[tuple[int, int]]]]:
     "Per prompt, in order of first appearance: its distinct replies as `encode_pairs` sequences and its pairs as (chosen, rejected) indices into them"
-    end, groups = chat_token(tokenizer, "<|im_end|>"), {}
-    for row in rows:
-        prompt = chat_prompt(tokenizer, row["prompt"], max_len)
-        c, r = (prompt + tokenizer.encode(row[k][-1]["content"]) + [end] for k in ("chosen", "rejected"))
-        if len(c) > max_len or len(r) > max_len: continue
+    groups = {}
+    for prompt, c, r in _encoded_rows(tokenizer, rows, max_len):
         seqs, pairs = groups.setdefault(tuple(prompt), ({}, []))          # seqs: sequence -> its index
         pairs.append(tuple(seqs.setdefault(tuple(s), len(seqs)) for s in (c, r)))
     return [([list(s) for s in seqs], pairs) for seqs, pairs in groups.values()]
@@ -202,8 +202,9 @@ class ComparisonBatches:
     def indices(self, step:int) -> list[int]:
         "The prompts of `step` (the global batch)"
         n, B = len(self.groups), self.batch_size
-        order = lambda epoch: torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 2**32 + epoch)).tolist()
-        return [order(k // n)[k % n] for k in range(step * B, (step + 1) * B)]
+        epochs = range(step * B // n, ((step + 1) * B - 1) // n + 1)   # the epochs this step's positions fall in
+        order = {e: torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 2**32 + e)).tolist() for e in epochs}
+        return [order[k // n][k % n] for k in range(step * B, (step + 1) * B)]
 
     def __call__(self, step:int) -> list[tuple[Tensor, ...]]:
         "This rank's micro-batch of `step`: ids and attention mask (N, T) of its replies, chosen (M,), rejected (M,) row indices, pair weights (M,)"
