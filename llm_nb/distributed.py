@@ -8,9 +8,9 @@ __all__ = ['MESH_DIMS', 'SMALL', 'step_memory', 'byte_tokens', 'ParallelConfig',
            'to_tp_layout', 'plot_tp_layout', 'apply_tp', 'VocabParallelCrossEntropy', 'dist_max',
            'vocab_parallel_cross_entropy', 'GPTStage', 'split_layers', 'pipeline_stages', 'plot_pipeline', 'apply_ac',
            'apply_compile', 'match_grad_placements', 'clip_grad_norm', 'ParallelGPT', 'PipelineGPT', 'parallelize_gpt',
-           'ParallelCB', 'full_grads', 'compare_with_one_process', 'check_parallel', 'memory_check', 'measure_bubble',
-           'torchrun', 'single_process_load', 'read_dcp', 'export_gpt', 'save_dist_checkpoint', 'load_dist_checkpoint',
-           'DistCheckpointCB', 'resume_check']
+           'ParallelCB', 'full_grads', 'opt_fn', 'compare_with_one_process', 'check_parallel', 'memory_check',
+           'measure_bubble', 'torchrun', 'single_process_load', 'read_dcp', 'export_gpt', 'optimizers',
+           'save_dist_checkpoint', 'load_dist_checkpoint', 'DistCheckpointCB', 'resume_check']
 
 # %% ../nbs/08_distributed.ipynb #a32c81cf
 import contextlib, functools, inspect, itertools, json, os, shutil, subprocess, sys, time, warnings
@@ -39,6 +39,7 @@ from safetensors.torch import save_model
 from .model import GPT, GPTConfig
 from .data import load_corpus
 from .train import Trainer, Callback, RandomWindows, PRECISIONS, setup_distributed
+from .speedrun import OptimizerList, muon_adamw
 from .runs import UsageError, override, read_json, write_json, find_checkpoint, replace_folder
 
 # %% ../nbs/08_distributed.ipynb #9cbd6696
@@ -151,14 +152,16 @@ def apply_ddp(model:nn.Module, mesh) -> DDP:
     ids = [model.lm_head.weight.device.index] if model.lm_head.weight.is_cuda else None
     return DDP(model, process_group=mesh.get_group(), device_ids=ids, gradient_as_bucket_view=True)
 
-def zero1(opt:torch.optim.Optimizer, # an optimizer from `make_optimizer` (or any other)
-          group=None                 # the data-parallel process group; None = all processes
-         ) -> ZeroRedundancyOptimizer:
-    "The same optimizer with its state sharded over the data-parallel processes (ZeRO-1)"
+def zero1(opt,       # an optimizer from `make_optimizer` (or any other), or chapter 07a's `OptimizerList` of several
+          group=None # the data-parallel process group; None = all processes
+         ):
+    "The same optimizer with its state sharded over the data-parallel processes (ZeRO-1); each of a list's optimizers sharded alike"
+    if isinstance(opt, OptimizerList): return OptimizerList(*(zero1(o, group) for o in opt.optimizers))
     cls, (first, *rest) = type(opt), opt.param_groups
     accepted = inspect.signature(cls).parameters
     z = ZeroRedundancyOptimizer(first["params"], optimizer_class=cls, process_group=group,
                                 **{k: v for k, v in first.items() if k != "params" and k in accepted})
+    z.param_groups[0].update({k: v for k, v in first.items() if k != "params"})   # keys the class does not take (the schedule's peak_lr)
     for g in rest: z.add_param_group(dict(g))
     return z
 
@@ -595,6 +598,13 @@ def full_grads(model:ParallelGPT) -> dict:
     full = {k: (g.full_tensor() if isinstance(g, DTensor) else g).detach().clone() for k, g in named.items()}
     return to_tp_layout(full, model.config, model.pc.tp, inverse=True)
 
+def opt_fn(optimizer:str, # adamw | muon
+           lr:float         # AdamW's peak learning rate (Muon's is 0.02, the embeddings' 0.05 under muon)
+          ):
+    "The `Trainer(opt_fn=...)` of an optimizer name: None (the trainer's AdamW) or chapter 07a's Muon + AdamW"
+    if optimizer not in ("adamw", "muon"): raise ValueError(f"optimizer={optimizer!r}: adamw or muon")
+    return (lambda m: muon_adamw(m, lr, 0.02, 0.05)) if optimizer == "muon" else None
+
 def compare_with_one_process(spec:str,            # the strategy
                              cfg:GPTConfig=SMALL, # the model
                              tokens=None,         # training tokens; default `byte_tokens()`
@@ -602,7 +612,8 @@ def compare_with_one_process(spec:str,            # the strategy
                              batch_size:int=8,    # sequences per step, over all processes
                              accum:int=1,         # micro-batches per step on each process
                              lr:float=1e-2,       # peak learning rate
-                             dtype:str="fp32"     # autocast dtype of both runs
+                             dtype:str="fp32",    # autocast dtype of both runs
+                             optimizer:str="adamw" # adamw | muon (chapter 07a's Muon for the blocks' matrices, AdamW for the rest)
                             ) -> dict:
     "Train `steps` steps under `spec` and in one process on the same batches; the largest differences of gradients and losses"
     world = dist.get_world_size() if dist.is_initialized() else 1
@@ -610,7 +621,7 @@ def compare_with_one_process(spec:str,            # the strategy
     def run(model, batches, grads_of, parallel:bool):
         grads = _FirstGrads(grads_of)
         t0 = time.perf_counter()
-        learn = Trainer(model, batches, cbs=[grads] + [ParallelCB()] * parallel, max_steps=steps, lr=lr, dtype=dtype)
+        learn = Trainer(model, batches, cbs=[grads] + [ParallelCB()] * parallel, max_steps=steps, lr=lr, dtype=dtype, opt_fn=opt_fn(optimizer, lr))
         if parallel and pc.zero1: learn.opt = zero1(learn.opt)
         learn.fit()
         return learn, grads.grads, (time.perf_counter() - t0) / steps
@@ -742,6 +753,10 @@ def export_gpt(dcp_path,           # a Distributed Checkpoint written by `save_d
 def _barrier():
     if dist.is_initialized(): dist.barrier()
 
+def optimizers(opt) -> list:
+    "The torch optimizers behind a trainer's `opt` (one, or the members of an `OptimizerList`), as Distributed Checkpoint takes them"
+    return list(opt.optimizers) if isinstance(opt, OptimizerList) else [opt]
+
 def save_dist_checkpoint(learn:Trainer, # a trainer of a ParallelGPT
                          path,          # checkpoint folder (replaced atomically)
                          files=()       # extra files rank 0 copies in (the tokenizer)
@@ -751,7 +766,7 @@ def save_dist_checkpoint(learn:Trainer, # a trainer of a ParallelGPT
     tmp = path.with_name(f".{path.name}.tmp")
     if learn.rank == 0: shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     _barrier()
-    msd, osd = get_state_dict(model.local, learn.opt)
+    msd, osd = get_state_dict(model.local, optimizers(learn.opt))
     dcp.save(dict(model=msd, optim=osd), checkpoint_id=str(tmp/"dcp"), no_dist=not dist.is_initialized())
     torch.save(torch.get_rng_state(), tmp/"dcp"/f"rng{learn.rank}.pt")
     _barrier()
@@ -778,7 +793,7 @@ def load_dist_checkpoint(learn:Trainer, # a trainer of a ParallelGPT, at any wor
     found = find_checkpoint(path)
     if found is None: raise ValueError(f"no complete checkpoint at {path}")
     saved, model, cfg = read_json(found/"parallel.json", "parallel layout"), learn.model, learn.model.config
-    msd, osd = get_state_dict(model.local, learn.opt)
+    msd, osd = get_state_dict(model.local, optimizers(learn.opt))
     state = dict(model=msd, optim=dict(state=_tied_optim_key(osd["state"], model)))
     reorder = []      # fused rows written in another TP order: read them whole, reorder, shard again
     if saved["tp"] != model.pc.tp:
@@ -792,7 +807,7 @@ def load_dist_checkpoint(learn:Trainer, # a trainer of a ParallelGPT, at any wor
         if isinstance(dest, DTensor): dest.to_local().copy_(distribute_tensor(full, dest.device_mesh, dest.placements, src_data_rank=None).to_local())
         else: dest.copy_(full)
         d[name] = dest
-    set_state_dict(model.local, learn.opt, model_state_dict=msd, optim_state_dict=osd)
+    set_state_dict(model.local, optimizers(learn.opt), model_state_dict=msd, optim_state_dict=osd)
     if saved["world"] == learn.world_size: torch.set_rng_state(torch.load(found/"dcp"/f"rng{learn.rank}.pt", weights_only=True))
     learn.load_state_dict(json.loads((found/"trainer.json").read_text()))
     return learn
@@ -818,14 +833,15 @@ def resume_check(spec:str,           # the strategy of this run
                  path,               # the checkpoint folder
                  save:bool,          # True: train 6 steps, checkpointing after 3; False: resume `path` and finish
                  out=None,           # JSON file for rank 0's losses
-                 cfg:GPTConfig=SMALL):
+                 cfg:GPTConfig=SMALL,
+                 optimizer:str="adamw"): # adamw | muon
     "Six steps of training, checkpointed after three, or resumed from that checkpoint under any layout: rank 0's losses"
     if int(os.environ.get("WORLD_SIZE", 1)) > 1: setup_distributed()
     world = dist.get_world_size() if dist.is_initialized() else 1
     torch.manual_seed(0)
     model = parallelize_gpt(GPT(cfg), parse_parallel(spec, world))
     learn = Trainer(model, RandomWindows(byte_tokens(), cfg.block_size, 8, rank=model.dp_rank, world_size=model.dp_size),
-                    cbs=[ParallelCB()], max_steps=6, lr=1e-2)
+                    cbs=[ParallelCB()], max_steps=6, lr=1e-2, opt_fn=opt_fn(optimizer, 1e-2))
     if save: learn.cbs.append(_SaveAt(path, 3))
     else: load_dist_checkpoint(learn, path)
     learn.fit()

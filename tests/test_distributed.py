@@ -19,6 +19,8 @@ TWO = ["dp=2", "dp=2,zero1=True", "fsdp=2", "fsdp=2,reshard=False", "fsdp=2,offl
        "tp=2", "tp=2,ac=selective", "pp=2,schedule=gpipe", "pp=2", "pp=2,schedule=interleaved"]
 FOUR = ["fsdp=2,tp=2", "dp=2,fsdp=2", "pp=2,fsdp=2", "pp=2,tp=2"]
 MODERN = dict(n_kv_head=2, pos="rope", norm="rmsnorm", mlp="swiglu", bias=False)   # GQA, RoPE, RMSNorm, SwiGLU
+SPEEDRUN = dict(tie_weights=False, pos="rope")     # chapter 07a's model, trained with its Muon + AdamW
+MUON_TWO, MUON_FOUR = ["dp=2", "dp=2,zero1=True", "fsdp=2", "tp=2", "pp=2"], ["fsdp=2,tp=2", "pp=2,fsdp=2"]
 MEMORY = dict(n_layer=4, n_embd=256, seq_len=256, micro_batch=8)
 
 def equal(rows, grads=1e-6, loss=1e-4):
@@ -29,7 +31,8 @@ def two(tmp_path_factory):
     "One launch of 2 processes: the strategies, accumulation, a modern block, mixed precision, memory, two checkpoints"
     d = tmp_path_factory.mktemp("two")
     code = f"""
-from llm_nb.distributed import check_parallel, memory_check, resume_check
+from dataclasses import replace
+from llm_nb.distributed import check_parallel, memory_check, resume_check, SMALL
 check_parallel({TWO!r}, out={str(d/'plain.json')!r})
 check_parallel(['fsdp=2', 'dp=2'], out={str(d/'accum.json')!r}, accum=2)
 check_parallel(['tp=2', 'pp=2', 'fsdp=2,tp=1'], out={str(d/'modern.json')!r}, cfg={MODERN!r})
@@ -37,6 +40,10 @@ check_parallel(['fsdp=2,param_dtype=bf16'], out={str(d/'bf16.json')!r}, dtype='b
 memory_check(['fsdp=2', 'tp=2'], out={str(d/'memory.json')!r}, **{MEMORY!r})
 resume_check('fsdp=2', {str(d/'ck_fsdp')!r}, True, {str(d/'straight_fsdp.json')!r})
 resume_check('tp=2', {str(d/'ck_tp')!r}, True, {str(d/'straight_tp.json')!r})
+check_parallel({MUON_TWO!r}, out={str(d/'muon.json')!r}, cfg={SPEEDRUN!r}, optimizer='muon')
+speedrun = replace(SMALL, **{SPEEDRUN!r})
+resume_check('fsdp=2', {str(d/'ck_muon')!r}, True, {str(d/'straight_muon.json')!r}, cfg=speedrun, optimizer='muon')
+resume_check('tp=2', {str(d/'ck_muon')!r}, False, {str(d/'muon_fsdp_to_tp.json')!r}, cfg=speedrun, optimizer='muon')
 """
     t = time.time()
     torchrun(code, nproc=2, timeout=600)
@@ -48,6 +55,13 @@ def test_two_processes_equal_one(two):
     equal(read_json(two/"accum.json"))                  # gradient accumulation without a sync per micro-batch
     equal(read_json(two/"modern.json"))                 # GQA + RoPE + RMSNorm + SwiGLU: head-aligned TP, pipeline, FSDP
     equal(read_json(two/"bf16.json"), grads=5e-2, loss=2e-2)   # bf16 parameters vs fp32 ones under bf16 autocast: close, not equal
+
+def test_muon_equals_one_process(two, four):
+    "Chapter 07a's Muon under DDP, ZeRO-1, FSDP, TP, PP and 2-D meshes: each sharded matrix orthogonalised whole, as in one process"
+    rows = read_json(two/"muon.json") + read_json(four/"muon.json")
+    equal(rows)                         # Newton-Schulz in bf16 turns 1e-8 gradient differences into ~5e-5 of loss (FSDP: exactly 0)
+    assert [r["spec"] for r in rows] == MUON_TWO + MUON_FOUR
+    assert read_json(two/"muon_fsdp_to_tp.json") == pytest.approx(read_json(two/"straight_muon.json")[3:], abs=1e-5)   # FSDP's Muon state resumed under TP
 
 def test_memory_matches_plan(two):
     cfg = GPTConfig(vocab_size=256, block_size=256, n_layer=4, n_head=4, n_embd=256)
@@ -65,6 +79,7 @@ check_parallel({FOUR!r}, out={str(d/'plain.json')!r})
 resume_check('fsdp=4', {str(two/'ck_fsdp')!r}, False, {str(d/'fsdp_to_fsdp4.json')!r})
 resume_check('fsdp=2,tp=2', {str(two/'ck_fsdp')!r}, False, {str(d/'fsdp_to_2d.json')!r})
 resume_check('pp=2,fsdp=2', {str(two/'ck_tp')!r}, False, {str(d/'tp_to_pp_fsdp.json')!r})
+check_parallel({MUON_FOUR!r}, out={str(d/'muon.json')!r}, cfg={SPEEDRUN!r}, optimizer='muon')
 """
     t = time.time()
     torchrun(code, nproc=4, timeout=600)
