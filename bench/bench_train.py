@@ -6,7 +6,7 @@ the two (A B A B ...) and the table reports the median seconds per step, so a bu
 Model FLOPs utilisation (MFU) = 6N + 12·L·d·T FLOPs per token × tokens/s ÷ the measured matmul peak.
 The last row times only the matmuls of a step (no softmax, GELU, norms, loss or optimizer): no implementation
 of this model, ours or HF's, can be faster than it on this machine. `--recipe` adds the speedrun's path: the
-same shape with the `speedrun` preset's model options and optimizer (chapter 07a: rotary positions, an untied head,
+same shape with the `cpu` preset's model options and optimizer (chapter 07a: rotary positions, an untied head,
 Muon), which HF's GPT-2 cannot express, so it is compared with HF's GPT-2 of the same size.
 
     python bench/bench_train.py                      # 4 layers, d=256, vocab 4096, T=256, B=16
@@ -90,7 +90,7 @@ def main():
     p.add_argument("--batch", type=int, default=16); p.add_argument("--steps", type=int, default=6, help="steps per run (the first is dropped)")
     p.add_argument("--rounds", type=int, default=3, help="alternating runs of each contender")
     p.add_argument("--compile", action="store_true", help="also time our trainer with torch.compile")
-    p.add_argument("--recipe", action="store_true", help="also time our trainer with the speedrun preset's model options and optimizer")
+    p.add_argument("--recipe", action="store_true", help="also time our trainer with the cpu preset's (chapter 07a's) model options and optimizer")
     a = p.parse_args()
     cfg = GPTConfig(vocab_size=a.vocab, block_size=a.block, n_layer=a.n_layer, n_head=max(1, a.n_embd // 64), n_embd=a.n_embd)
     g = torch.Generator().manual_seed(0)
@@ -103,7 +103,7 @@ def main():
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
     contenders = {"llm_nb Trainer": lambda d: ours(cfg, batch, a.steps, d), "HF GPT2LMHeadModel": lambda d: hf(cfg, batch, a.steps, d)}
     if a.compile: contenders["llm_nb Trainer + compile"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True)[2:]
-    if a.recipe: contenders["llm_nb Trainer, speedrun recipe"] = lambda d: ours(cfg, batch, a.steps, d, recipe=TRAIN_PRESETS["speedrun"])
+    if a.recipe: contenders["llm_nb Trainer, speedrun recipe"] = lambda d: ours(cfg, batch, a.steps, d, recipe=TRAIN_PRESETS["cpu"])
     contenders["only the matmuls (ceiling)"] = lambda d: matmuls_only(cfg, batch, a.steps, d)
     rows = []
     for dtype in ("fp32", "bf16"):

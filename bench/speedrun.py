@@ -1,8 +1,9 @@
 """The CPU speedrun's record (chapter 07a): one row per change, each a real five-minute `llm_nb_train` run.
 
-Every row is chapter 07's recipe (`--preset cpu`) with an override; the rows accumulate the changes that paid, and a
-row marked `dropped` is measured on top of the row before it and then left out. The last row is `--preset speedrun`
-itself, a fresh run of the recipe the kept rows add up to. `--run` trains every row whose run folder is missing, one
+Every row is chapter 07's recipe (`--preset cpu_gpt2`) with an override; the rows accumulate the changes that paid, and
+a row marked `dropped` is measured on top of the row before it and then left out. The last row is `--preset cpu`
+itself, a fresh run of the recipe the kept rows add up to (the preset was named `speedrun` when the chapter's table was
+measured). `--run` trains every row whose run folder is missing, one
 after another (each one a separate command, under `flock LOCK` if `--lock` is given, so that no other heavy job
 shares the CPU); without it the script prints the table from the run folders and writes the loss curves of the
 first and the last row to `--curves` (the data of chapter 07a's figure). Tokens/s and bits/byte are also given as
@@ -20,17 +21,17 @@ U = M + ",tie_weights=False,embed_lr=0.02"
 R = U + ",pos=rope"
 V = R + ",vocab_size=2048"
 ROWS = [  # (run name, what changed, preset, override, kept)
-    ("base", "chapter 07's `cpu` recipe: GPT-2, BPE 4,096, 2 layers × 256, AdamW, cosine", "cpu", "", True),
-    ("muon", "+ Muon (lr 0.02) for the blocks' matrices, AdamW for the rest", "cpu", M, True),
-    ("untied", "+ untied head, embeddings at AdamW lr 0.02", "cpu", U, True),
-    ("rope", "+ rotary positions", "cpu", R, True),
-    ("vocab2048", "+ BPE 2,048 (a smaller head)", "cpu", V, True),
-    ("tuned", "+ embeddings at lr 0.05, warmup 30 steps", "cpu", V.replace("embed_lr=0.02", "embed_lr=0.05") + ",warmup=30", True),
-    ("speedrun", "**`--preset speedrun`**: the row above as a preset, a fresh run", "speedrun", "", True),
+    ("base", "chapter 07's recipe (`cpu_gpt2`): GPT-2, BPE 4,096, 2 layers × 256, AdamW, cosine", "cpu_gpt2", "", True),
+    ("muon", "+ Muon (lr 0.02) for the blocks' matrices, AdamW for the rest", "cpu_gpt2", M, True),
+    ("untied", "+ untied head, embeddings at AdamW lr 0.02", "cpu_gpt2", U, True),
+    ("rope", "+ rotary positions", "cpu_gpt2", R, True),
+    ("vocab2048", "+ BPE 2,048 (a smaller head)", "cpu_gpt2", V, True),
+    ("tuned", "+ embeddings at lr 0.05, warmup 30 steps", "cpu_gpt2", V.replace("embed_lr=0.02", "embed_lr=0.05") + ",warmup=30", True),
+    ("speedrun", "**`--preset cpu`**: the row above as a preset, a fresh run", "cpu", "", True),
 ]
 PILOT_STEPS = 300
 PILOTS = [  # short pilots, all PILOT_STEPS steps (the same 1.23M tokens): (run name, change, override, run it is compared with)
-    ("p_base", "chapter 07's `cpu` recipe (AdamW)", "", "p_muon02"),
+    ("p_base", "chapter 07's recipe, `cpu_gpt2` (AdamW)", "", "p_muon02"),
     ("p_muon02", "Muon, lr 0.02", M, "p_muon02"),
     ("p_muon01", "Muon, lr 0.01", "optimizer=muon,muon_lr=0.01", "p_muon02"),
     ("p_muon04", "Muon, lr 0.04", "optimizer=muon,muon_lr=0.04", "p_muon02"),
@@ -105,7 +106,7 @@ def main():
         root = Path(a.root)/"pilots"
         for name, _, override, _ in PILOTS if a.run else ():
             if final_record(root/name): continue
-            cmd = ["llm_nb_train", "--max-steps", str(PILOT_STEPS), "--out", str(root/name), "--quiet"] + (["--override", override] if override else [])
+            cmd = ["llm_nb_train", "--preset", "cpu_gpt2", "--max-steps", str(PILOT_STEPS), "--out", str(root/name), "--quiet"] + (["--override", override] if override else [])
             if a.lock: cmd = ["flock", a.lock] + cmd
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)

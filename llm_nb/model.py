@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PRESETS', 'GPTConfig', 'make_norm', 'MLP', 'Block', 'PostNormBlock', 'GPT', 'LinearCrossEntropy',
            'linear_cross_entropy', 'Presets', 'get_config', 'hf_to_llm_nb', 'config_from_hf', 'config_from_state_dict',
-           'hf_config']
+           'hf_config', 'llm_nb_to_hf', 'neox_name', 'neox_to_llm_nb', 'neox_config', 'config_from_neox']
 
 # %% ../nbs/05_model.ipynb #e549ae49
 import math, torch, torch.nn as nn, torch.nn.functional as F
@@ -297,9 +297,11 @@ def hf_to_llm_nb(sd:dict # a Hugging Face GPT-2 state dict (GPT2LMHeadModel or G
         out[k if k.startswith('lm_head.') else 'transformer.' + k] = v.t() if k.endswith(_CONV1D) else v
     return out
 
-def config_from_hf(c # a `transformers.GPT2Config`
+def config_from_hf(c # a `transformers.GPT2Config` (or a `GPTNeoXConfig`, see below)
                   ) -> GPTConfig:
     "Our config for a Hugging Face GPT-2 config; ValueError for settings our GPT does not implement"
+    if c.model_type == 'gpt_neox': return config_from_neox(c)
+    if c.model_type != 'gpt2': raise ValueError(f"llm_nb's GPT reads GPT-2 and GPT-NeoX models, not {c.model_type!r}")
     checks = (('activation_function', lambda v: v in ('gelu_new', 'gelu_pytorch_tanh')), ('layer_norm_epsilon', lambda v: v == 1e-5),
               ('n_inner', lambda v: v in (None, 4 * c.n_embd)), ('scale_attn_weights', bool),
               ('scale_attn_by_inverse_layer_idx', lambda v: not v), ('add_cross_attention', lambda v: not v))
@@ -322,11 +324,11 @@ def config_from_state_dict(sd:dict, # our-named state dict (see `hf_to_llm_nb`)
 
 # %% ../nbs/05_model.ipynb #1c4e0e40
 @patch(cls_method=True)
-def from_hf(cls:GPT, src, # a `GPT2LMHeadModel`, its state dict, a .safetensors file or a `save_pretrained` folder
+def from_hf(cls:GPT, src, # a `GPT2LMHeadModel` (or `GPTNeoXForCausalLM`), its state dict, a .safetensors file or a `save_pretrained` folder
             config:GPTConfig=None, # default: from the HF model's config, else inferred from the shapes
             n_head:int=None # heads, needed to infer the config from bare weights
            ) -> GPT:
-    "Our `GPT` (in eval mode) holding the weights of a Hugging Face GPT-2"
+    "Our `GPT` (in eval mode) holding the weights of a Hugging Face GPT-2 (or of a rotary GPT-NeoX of the same recipe)"
     if isinstance(src, (str, Path)):
         path = Path(src)
         if path.is_dir(): return cls.from_pretrained(str(path))
@@ -335,8 +337,12 @@ def from_hf(cls:GPT, src, # a `GPT2LMHeadModel`, its state dict, a .safetensors 
     if isinstance(src, nn.Module):
         config = config or config_from_hf(src.config)
         src = src.state_dict()
-    sd = hf_to_llm_nb(src)
-    config = config or config_from_state_dict(sd, n_head)
+    if any(k.startswith('gpt_neox.') for k in src):
+        if config is None: raise ValueError("GPT-NeoX weights alone do not tell the heads or the rotary base: pass config= (or the model or its folder)")
+        sd = neox_to_llm_nb(src, config)
+    else:
+        sd = hf_to_llm_nb(src)
+        config = config or config_from_state_dict(sd, n_head)
     if config.tie_weights: sd.setdefault('lm_head.weight', sd['transformer.wte.weight'])   # safetensors files drop the tied copy
     model = cls(config)
     model.load_state_dict(sd)                                    # strict: every name and shape must match
@@ -344,14 +350,15 @@ def from_hf(cls:GPT, src, # a `GPT2LMHeadModel`, its state dict, a .safetensors 
 
 @patch(cls_method=True)
 def from_pretrained(cls:GPT, name:str='gpt2', # a Hub id ('gpt2', 'gpt2-medium', ...) or a local folder
-                    **kwargs) -> GPT: # passed on to `GPT2LMHeadModel.from_pretrained`
-    "OpenAI's GPT-2 weights (or any GPT-2 checkpoint) through `transformers`; downloads on first use"
-    return cls.from_hf(_transformers().GPT2LMHeadModel.from_pretrained(name, **kwargs))
+                    **kwargs) -> GPT: # passed on to `AutoModelForCausalLM.from_pretrained`
+    "OpenAI's GPT-2 weights (or any GPT-2 checkpoint, or a rotary GPT-NeoX one) through `transformers`; downloads on first use"
+    return cls.from_hf(_transformers().AutoModelForCausalLM.from_pretrained(name, **kwargs))
 
 # %% ../nbs/05_model.ipynb #26be4f25
 def hf_config(cfg:GPTConfig, **kwargs # more `GPT2Config` fields, e.g. eos_token_id=50256
              ):
-    "A `transformers.GPT2Config` equivalent to `cfg`; ValueError when GPT-2 cannot express it"
+    "A `transformers.GPT2Config` equivalent to `cfg` (a `GPTNeoXConfig` for rotary positions); ValueError when neither can express it"
+    if cfg.pos == 'rope': return neox_config(cfg, **kwargs)
     need = dict(pos='learned', norm='layernorm', mlp='gelu', bias=True, n_kv_head=cfg.n_head, qk_norm=False, value_embed=False, softcap=None)
     if bad := [f"{k}={getattr(cfg, k)!r}" for k, v in need.items() if getattr(cfg, k) != v]:
         raise ValueError(f"GPT-2 cannot express {', '.join(bad)}: it needs {', '.join(f'{k}={v!r}' for k, v in need.items())}")
@@ -360,11 +367,73 @@ def hf_config(cfg:GPTConfig, **kwargs # more `GPT2Config` fields, e.g. eos_token
         activation_function='gelu_new', layer_norm_epsilon=1e-5, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
         attn_pdrop=cfg.dropout, tie_word_embeddings=cfg.tie_weights, bos_token_id=None, eos_token_id=None) | kwargs)
 
+def llm_nb_to_hf(sd:dict,        # our state dict
+                 cfg:GPTConfig   # its config: rotary positions go to GPT-NeoX, the rest to GPT-2
+                ) -> dict:
+    "Our weights under the names and layouts of the architecture `hf_config(cfg)` picks"
+    if cfg.pos != 'rope': return {k: v.t() if k.endswith(_CONV1D) else v for k, v in sd.items()}
+    return {neox_name(k): _qkv_rows(v, cfg, True) if '.attn.c_attn.' in k else v for k, v in sd.items()}
+
 @patch
-def to_hf(self:GPT, **kwargs # more `GPT2Config` fields, e.g. eos_token_id=50256, attn_implementation='eager'
+def to_hf(self:GPT, **kwargs # more config fields, e.g. eos_token_id=50256, attn_implementation='eager'
          ):
-    "An equivalent `transformers.GPT2LMHeadModel` (eval mode, on our device and dtype)"
-    hf = _transformers().GPT2LMHeadModel(hf_config(self.config, **kwargs))
-    hf.load_state_dict({k: v.t() if k.endswith(_CONV1D) else v for k, v in self.state_dict().items()})
+    "An equivalent `transformers.GPT2LMHeadModel` (a `GPTNeoXForCausalLM` for rotary positions; eval mode, on our device and dtype)"
+    tfm = _transformers()
+    hf = (tfm.GPTNeoXForCausalLM if self.config.pos == 'rope' else tfm.GPT2LMHeadModel)(hf_config(self.config, **kwargs))
+    hf.load_state_dict(llm_nb_to_hf(self.state_dict(), self.config))
     p = self.lm_head.weight
     return hf.to(device=p.device, dtype=p.dtype).eval()
+
+# %% ../nbs/05_model.ipynb #8dc499db
+_NEOX_NAMES = (('transformer.wte.', 'gpt_neox.embed_in.'), ('transformer.ln_f.', 'gpt_neox.final_layer_norm.'),
+               ('transformer.h.', 'gpt_neox.layers.'), ('.ln_1.', '.input_layernorm.'),
+               ('.ln_2.', '.post_attention_layernorm.'), ('.attn.c_attn.', '.attention.query_key_value.'),
+               ('.attn.c_proj.', '.attention.dense.'), ('.mlp.c_fc.', '.mlp.dense_h_to_4h.'), ('.mlp.c_proj.', '.mlp.dense_4h_to_h.'))
+
+def neox_name(name:str, # one of our parameter names (or, with `inverse`, a GPTNeoXForCausalLM one)
+              inverse:bool=False) -> str:
+    "The GPT-NeoX name of one of our parameters, or ours of a GPT-NeoX one"
+    for ours, theirs in _NEOX_NAMES: name = name.replace(theirs, ours) if inverse else name.replace(ours, theirs)
+    return name
+
+def _qkv_rows(w:torch.Tensor, cfg:GPTConfig, to_neox:bool) -> torch.Tensor:
+    "Rows of the fused q|k|v weight or bias regrouped: ours [all q, all k, all v] <-> NeoX's [q k v of head 0, of head 1, ...]"
+    return w.unflatten(0, (3, cfg.n_head, cfg.head_dim) if to_neox else (cfg.n_head, 3, cfg.head_dim)).transpose(0, 1).flatten(0, 2)
+
+def neox_to_llm_nb(sd:dict,      # a `GPTNeoXForCausalLM` state dict
+                   cfg:GPTConfig # its config (`config_from_neox`): the heads say how to regroup q|k|v
+                  ) -> dict:
+    "The same weights under our names and layouts: q|k|v rows regrouped by kind, rotary buffers dropped"
+    out = {}
+    for k, v in sd.items():
+        if k.endswith(('.inv_freq', '.masked_bias', 'attention.bias')): continue       # buffers of older transformers
+        k = 'lm_head.' + k.removeprefix('embed_out.') if k.startswith('embed_out.') else k    # the output layer's name before transformers 5
+        out[neox_name(k, inverse=True)] = _qkv_rows(v, cfg, False) if '.attention.query_key_value.' in k else v
+    return out
+
+def neox_config(cfg:GPTConfig, **kwargs # more `GPTNeoXConfig` fields, e.g. eos_token_id=...
+               ):
+    "A `transformers.GPTNeoXConfig` equivalent to the rotary `cfg`; ValueError when GPT-NeoX cannot express it"
+    need = dict(pos='rope', norm='layernorm', mlp='gelu', bias=True, n_kv_head=cfg.n_head, qk_norm=False, value_embed=False, softcap=None)
+    if bad := [f"{k}={getattr(cfg, k)!r}" for k, v in need.items() if getattr(cfg, k) != v]:
+        raise ValueError(f"GPT-NeoX cannot express {', '.join(bad)}: it needs {', '.join(f'{k}={v!r}' for k, v in need.items())}")
+    return _transformers().GPTNeoXConfig(**dict(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+        intermediate_size=4 * cfg.n_embd, hidden_act='gelu_pytorch_tanh', max_position_embeddings=cfg.block_size,
+        layer_norm_eps=1e-5, use_parallel_residual=False, attention_bias=True, tie_word_embeddings=cfg.tie_weights,
+        rope_parameters=dict(rope_type='default', rope_theta=cfg.rope_theta, partial_rotary_factor=1.0),
+        attention_dropout=cfg.dropout, hidden_dropout=cfg.dropout, bos_token_id=None, eos_token_id=None) | kwargs)
+
+def config_from_neox(c # a `transformers.GPTNeoXConfig`
+                    ) -> GPTConfig:
+    "Our rotary config for a GPT-NeoX config; ValueError for settings our GPT does not implement"
+    rope = c.rope_parameters or {}
+    checks = (('hidden_act', c.hidden_act in ('gelu_new', 'gelu_pytorch_tanh')), ('layer_norm_eps', c.layer_norm_eps == 1e-5),
+              ('intermediate_size', c.intermediate_size == 4 * c.hidden_size), ('use_parallel_residual', not c.use_parallel_residual),
+              ('attention_bias', c.attention_bias), ('partial_rotary_factor', rope.get('partial_rotary_factor', 1.0) == 1.0),
+              ('rope_type', rope.get('rope_type', 'default') == 'default'))
+    if bad := [f"{k}={rope.get(k) if k in ('partial_rotary_factor', 'rope_type') else getattr(c, k)!r}" for k, ok in checks if not ok]:
+        raise ValueError(f"this GPT-NeoX config uses settings llm_nb's GPT does not implement: {', '.join(bad)}")
+    return GPTConfig(vocab_size=c.vocab_size, block_size=c.max_position_embeddings, n_layer=c.num_hidden_layers,
+                     n_head=c.num_attention_heads, n_embd=c.hidden_size, dropout=c.hidden_dropout, pos='rope',
+                     rope_theta=rope.get('rope_theta', 10000.0), tie_weights=c.tie_word_embeddings)

@@ -1,5 +1,7 @@
-"Hugging Face GPT-2 <-> llm_nb GPT: cases the chapter 05 notebook does not hold (pytest tests/test_hf_interop.py)"
+"Hugging Face GPT-2 / GPT-NeoX <-> llm_nb GPT: cases the chapter 05 notebook does not hold (pytest tests/test_hf_interop.py)"
 import sys, pytest, torch
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[1]
 from llm_nb.model import GPT, get_config, hf_to_llm_nb
 
 transformers = pytest.importorskip('transformers')
@@ -22,6 +24,49 @@ def test_left_padded_batch_matches_hf(shape):
         want, got = hf(idx, attention_mask=mask, position_ids=pos).logits, ours(idx, attn_mask=mask, position_ids=pos)
     real = mask.bool()
     torch.testing.assert_close(got[real], want[real], atol=1e-4, rtol=0)
+
+def random_neox(seed=0, **shape):
+    "A random GPTNeoXForCausalLM with our block's settings (sequential residual, every head dimension rotated, tanh GELU)"
+    torch.manual_seed(seed)
+    shape = dict(intermediate_size=4 * shape['hidden_size'], hidden_act='gelu_pytorch_tanh', use_parallel_residual=False,
+                 rope_parameters=dict(rope_type='default', rope_theta=10000.0, partial_rotary_factor=1.0), bos_token_id=None, eos_token_id=None) | shape
+    return transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**shape)).eval()
+
+def test_left_padded_batch_matches_neox():
+    "Rotary positions under left padding: our position_ids rotate q and k as GPT-NeoX's do"
+    hf = random_neox(num_hidden_layers=3, num_attention_heads=4, hidden_size=64, vocab_size=500, max_position_embeddings=64)
+    ours = GPT.from_hf(hf)
+    idx = torch.randint(0, 500, (3, 12))
+    mask = torch.ones_like(idx); mask[1, :4] = 0; mask[2, :9] = 0
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        want, got = hf(idx, attention_mask=mask, position_ids=pos).logits, ours(idx, attn_mask=mask, position_ids=pos)
+    torch.testing.assert_close(got[mask.bool()], want[mask.bool()], atol=1e-4, rtol=0)
+
+def test_rotary_reward_model_matches_neox_classifier():
+    "A rotary reward model exports as GPTNeoXForSequenceClassification, which reads the score at the last real token too"
+    from llm_nb.reward import RewardModel
+    torch.manual_seed(0)
+    rm = RewardModel(get_config('tiny', pos='rope', tie_weights=False)).eval()
+    hf = rm.to_hf(pad_token_id=0)
+    assert type(hf).__name__ == 'GPTNeoXForSequenceClassification'
+    ids = torch.tensor([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]])
+    with torch.no_grad(): torch.testing.assert_close(hf(ids, attention_mask=(ids != 0).long()).logits.squeeze(-1), rm(ids, (ids != 0).long()), atol=1e-5, rtol=0)
+
+def test_rotary_chat_model_saves_and_loads_as_neox(tmp_path):
+    "save_hf writes a rotary model that AutoModelForCausalLM opens as GPT-NeoX; our loader reads the folder back bit for bit"
+    from llm_nb.chat import save_hf
+    from llm_nb.tokenizer import BPETokenizer
+    tok = BPETokenizer.train([(ROOT/"nbs"/"05_model.ipynb").read_text()[:20_000]], 300)
+    torch.manual_seed(0)
+    model = GPT(get_config('tiny', vocab_size=tok.vocab_size, pos='rope', tie_weights=False)).eval()
+    save_hf(model, tok, tmp_path/'hf')
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path/'hf').eval()
+    assert type(hf).__name__ == 'GPTNeoXForCausalLM'
+    back = GPT.from_hf(tmp_path/'hf')
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), back.state_dict().values()))
+    idx = torch.randint(0, tok.vocab_size, (1, 6))
+    with torch.no_grad(): torch.testing.assert_close(hf(idx).logits, model(idx), atol=1e-4, rtol=0)
 
 def test_gpt2model_keys_and_legacy_buffers():
     "A bare GPT2Model state dict (no 'transformer.' prefix, no lm_head) with old-style attn.bias buffers loads"

@@ -57,7 +57,7 @@ def test_time_budget(env, corpus, tmp_path):
     final = json.loads((tmp_path/"run"/"metrics.jsonl").read_text().splitlines()[-1])
     assert final["step"] > 5 and 3 < final["fit_seconds"] < 8, final
 
-MUON = "optimizer=muon,embed_lr=0.01,schedule=wsd,tie_weights=False,pos=rope"   # the speedrun preset's optimizer and model options, and WSD (chapter 07a)
+MUON = "optimizer=muon,embed_lr=0.01,schedule=wsd,tie_weights=False,pos=rope"   # the cpu preset's optimizer and model options, and WSD (chapter 07a)
 
 @pytest.mark.parametrize("recipe", ["", "," + MUON])
 def test_sigkill_resume_equals_uninterrupted(env, corpus, tmp_path, recipe):
