@@ -2,8 +2,9 @@
 
 Both run in the same invocation, one after the other: ours here, TRL's in its own environment (`.venv-trl112`, see
 tests/fixtures/make_trl112_ppo.py; TRL removed PPO in 1.13) on our weights exported through `to_hf()`: the SFT policy
-and reference as `GPT2LMHeadModel`, the reward and value models as `GPT2ForSequenceClassification`, the tokenizer
-with its ChatML template. Same prompts, batch, reply budget, epochs and minibatches, sampling at temperature 1, the updates in `--dtype` on both
+and reference as `GPT2LMHeadModel`, the reward and value models as `GPT2ForSequenceClassification` (GPT-NeoX's
+`GPTNeoXForCausalLM` and `GPTNeoXForSequenceClassification` for rotary models, such as the `cpu` preset's), the
+tokenizer with its ChatML template. Same prompts, batch, reply budget, epochs and minibatches, sampling at temperature 1, the updates in `--dtype` on both
 sides (fp32, or bf16 autocast: our `PPOConfig.dtype`, TRL's `bf16=True`; rollouts in the fp32 weights on both).
 Each side runs `--warmup` + `--iterations` iterations and is timed per iteration; the first `--warmup` (each side's
 one-off costs: allocator, first kernels, TRL's set-up) are left out and the median of the rest is reported, with the

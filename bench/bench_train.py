@@ -5,18 +5,20 @@ peer is trained by the usual loop (`model(input_ids, labels=...)`, backward, ste
 the two (A B A B ...) and the table reports the median seconds per step, so a busy machine slows both alike.
 Model FLOPs utilisation (MFU) = 6N + 12·L·d·T FLOPs per token × tokens/s ÷ the measured matmul peak.
 The last row times only the matmuls of a step (no softmax, GELU, norms, loss or optimizer): no implementation
-of this model, ours or HF's, can be faster than it on this machine. `--recipe` adds the speedrun's path: the
+of this model, ours or HF's, can be faster than it on this machine. `--recipe` adds the main job's path: the
 same shape with the `cpu` preset's model options and optimizer (chapter 07a: rotary positions, an untied head,
-Muon), which HF's GPT-2 cannot express, so it is compared with HF's GPT-2 of the same size.
+Muon for the blocks' matrices), ours against transformers' `GPTNeoXForCausalLM` of the same architecture (chapter
+05's export) trained with the same Muon + AdamW groups; its ratio is to that peer.
 
     python bench/bench_train.py                      # 4 layers, d=256, vocab 4096, T=256, B=16
     python bench/bench_train.py --steps 8 --rounds 3 --compile --recipe
+    python bench/bench_train.py --n-layer 2 --vocab 2048 --recipe     # the cpu preset's own shape
 """
 import argparse, math, statistics, time
 from dataclasses import replace
 import torch
-from transformers import GPT2LMHeadModel
-from llm_nb.model import GPT, GPTConfig, hf_config
+from transformers import GPT2LMHeadModel, GPTNeoXForCausalLM
+from llm_nb.model import GPT, GPTConfig, hf_config, neox_name
 from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS, TRAIN_PRESETS
 from llm_nb.speedrun import muon_adamw
 
@@ -36,6 +38,16 @@ class StepTimes(Callback):
     def after_step(self, learn):
         now = time.perf_counter(); self.times.append(now - self.t); self.t = now
 
+def with_recipe(cfg, recipe):
+    "`cfg`'s shape with the model options of `recipe` (a TrainConfig)"
+    options = ('pos', 'norm', 'mlp', 'bias', 'tie_weights', 'qk_norm', 'value_embed', 'softcap', 'zero_init')
+    return replace(cfg, **{k: getattr(recipe.model, k) for k in options})
+
+class OurNames:
+    "A transformers GPT-NeoX seen under our parameter names, so that `muon_adamw` groups it as it groups our GPT"
+    def __init__(self, model): self.model = model
+    def named_parameters(self): return ((neox_name(n, inverse=True), p) for n, p in self.model.named_parameters())
+
 def ours(cfg, batch, steps, dtype, compile=False, recipe=None):
     "Seconds per step of our Trainer; with `recipe` (a TrainConfig), its model options and optimizer at `cfg`'s shape"
     torch.manual_seed(0)
@@ -43,8 +55,7 @@ def ours(cfg, batch, steps, dtype, compile=False, recipe=None):
     cbs = [timer] + ([CompileCB()] if compile else [])
     opt_fn = None
     if recipe is not None:
-        options = ('pos', 'norm', 'mlp', 'bias', 'tie_weights', 'qk_norm', 'value_embed', 'softcap', 'zero_init')
-        cfg = replace(cfg, **{k: getattr(recipe.model, k) for k in options})
+        cfg = with_recipe(cfg, recipe)
         if recipe.optimizer == 'muon': opt_fn = lambda m: muon_adamw(m, 1e-3, recipe.muon_lr, recipe.embed_lr)
     Trainer(GPT(cfg), lambda step: [batch], cbs=cbs, max_steps=steps, lr=1e-3, dtype=dtype, opt_fn=opt_fn).fit()
     return timer.times
@@ -68,10 +79,16 @@ def matmuls_only(cfg, batch, steps, dtype):
         times.append(time.perf_counter() - t)
     return times
 
-def hf(cfg, batch, steps, dtype):
+def hf(cfg, batch, steps, dtype, recipe=None):
+    "Seconds per step of transformers' GPT-2 (with `recipe`: its GPT-NeoX of the recipe's model and the recipe's optimizer)"
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(hf_config(cfg)).train()
-    opt = make_optimizer(model, 1e-3)
+    opt = None
+    if recipe is None: model = GPT2LMHeadModel(hf_config(cfg)).train()
+    else:
+        cfg = with_recipe(cfg, recipe)
+        model = (GPTNeoXForCausalLM if cfg.pos == 'rope' else GPT2LMHeadModel)(hf_config(cfg)).train()
+        if recipe.optimizer == 'muon': opt = muon_adamw(OurNames(model), 1e-3, recipe.muon_lr, recipe.embed_lr)
+    opt = opt or make_optimizer(model, 1e-3)
     x, _ = batch
     times, t = [], time.perf_counter()
     for _ in range(steps):
@@ -103,7 +120,10 @@ def main():
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
     contenders = {"llm_nb Trainer": lambda d: ours(cfg, batch, a.steps, d), "HF GPT2LMHeadModel": lambda d: hf(cfg, batch, a.steps, d)}
     if a.compile: contenders["llm_nb Trainer + compile"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True)[2:]
-    if a.recipe: contenders["llm_nb Trainer, speedrun recipe"] = lambda d: ours(cfg, batch, a.steps, d, recipe=TRAIN_PRESETS["cpu"])
+    if a.recipe:
+        contenders["llm_nb Trainer, cpu recipe"] = lambda d: ours(cfg, batch, a.steps, d, recipe=TRAIN_PRESETS["cpu"])
+        if a.compile: contenders["llm_nb Trainer + compile, cpu recipe"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True, recipe=TRAIN_PRESETS["cpu"])[2:]
+        contenders["HF GPTNeoXForCausalLM, cpu recipe"] = lambda d: hf(cfg, batch, a.steps, d, recipe=TRAIN_PRESETS["cpu"])
     contenders["only the matmuls (ceiling)"] = lambda d: matmuls_only(cfg, batch, a.steps, d)
     rows = []
     for dtype in ("fp32", "bf16"):
@@ -113,8 +133,8 @@ def main():
         for name in contenders:
             tok_s = a.batch * a.block / statistics.median(times[name])
             rows.append((dtype, name, tok_s, tok_s * flops_tok / peaks[dtype]))
-    hf_speed = {d: s for d, n, s, _ in rows if n.startswith("HF")}
+    peer = {(d, n.endswith("recipe")): s for d, n, s, _ in rows if n.startswith("HF")}   # each row against HF's model of its recipe
     print(f"| dtype | trainer | tokens/s | vs HF | MFU |\n|---|---|---:|---:|---:|")
-    for d, n, s, mfu in rows: print(f"| {d} | {n} | {s:,.0f} | {s / hf_speed[d]:.2f}x | {mfu:.1%} |")
+    for d, n, s, mfu in rows: print(f"| {d} | {n} | {s:,.0f} | {s / peer[d, n.endswith('recipe')]:.2f}x | {mfu:.1%} |")
 
 if __name__ == "__main__": main()

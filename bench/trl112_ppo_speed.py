@@ -7,7 +7,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1"); warnings.filterwarnings(
 from pathlib import Path
 import torch, trl
 from datasets import Dataset
-from transformers import AutoTokenizer, GPT2LMHeadModel, GPT2ForSequenceClassification, TrainerCallback
+from transformers import AutoTokenizer, AutoModelForCausalLM, AutoModelForSequenceClassification, TrainerCallback
 from trl.experimental.ppo import PPOConfig, PPOTrainer
 
 class IterationClock(TrainerCallback):
@@ -18,8 +18,8 @@ class IterationClock(TrainerCallback):
 d = Path(sys.argv[1])
 spec = json.loads((d/"spec.json").read_text())
 tok = AutoTokenizer.from_pretrained(d/"tokenizer"); tok.padding_side = "left"
-policy, ref = GPT2LMHeadModel.from_pretrained(d/"policy"), GPT2LMHeadModel.from_pretrained(d/"policy")
-value, reward = GPT2ForSequenceClassification.from_pretrained(d/"reward"), GPT2ForSequenceClassification.from_pretrained(d/"reward")
+policy, ref = AutoModelForCausalLM.from_pretrained(d/"policy"), AutoModelForCausalLM.from_pretrained(d/"policy")   # GPT-2, or GPT-NeoX for rotary models
+value, reward = AutoModelForSequenceClassification.from_pretrained(d/"reward"), AutoModelForSequenceClassification.from_pretrained(d/"reward")
 data = Dataset.from_dict(dict(input_ids=spec["prompts"]))
 B, M = spec["batch_size"], spec["minibatches"]
 with tempfile.TemporaryDirectory() as out:

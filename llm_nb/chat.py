@@ -231,7 +231,7 @@ def stream_reply(model,                      # a GPT in eval mode
         if not text.endswith("\ufffd") and len(text) > len(shown): yield text[len(shown):]; shown = text
 
 # %% ../nbs/09_chat.ipynb #5c354fac
-def save_hf(model,            # a GPT (GPT-2 layout: learned positions, LayerNorm, GELU)
+def save_hf(model,            # a GPT that `to_hf` can express (GPT-2, or GPT-NeoX for rotary positions)
             tokenizer,        # its BPETokenizer
             folder            # the folder to write (replaced atomically)
            ) -> Path:

@@ -6,11 +6,11 @@
 __all__ = ['PRECISIONS', 'TRAIN_PRESETS', 'lm_loss', 'perplexity', 'bits_per_byte', 'evaluate', 'RandomWindows', 'make_optimizer',
            'lr_at', 'plot_schedule', 'Callback', 'CancelFitException', 'Trainer', 'EvalCB', 'sample_text', 'SampleCB',
            'read_metrics', 'MetricsCB', 'plot_loss', 'ProgressCB', 'TimeBudgetCB', 'save_checkpoint', 'load_checkpoint',
-           'CheckpointCB', 'DDPCB', 'CompileCB', 'TrainConfig', 'RunData', 'prepare_data', 'setup_distributed',
-           'run_callbacks', 'fit_run', 'pretrain', 'train_cli', 'generate_cli']
+           'CheckpointCB', 'DDPCB', 'can_compile', 'CompileCB', 'TrainConfig', 'RunData', 'prepare_data',
+           'setup_distributed', 'run_callbacks', 'fit_run', 'pretrain', 'train_cli', 'generate_cli']
 
 # %% ../nbs/07_pretraining.ipynb #1eb8a2a2
-import math, os, sys, json, time, shutil, hashlib, contextlib
+import math, os, sys, json, time, shutil, hashlib, contextlib, warnings
 from functools import partial
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -459,11 +459,18 @@ class DDPCB(Callback):
     def after_fit(self, learn):
         if isinstance(learn.model, DDP): learn.model = learn.model.module
 
+def can_compile(device:torch.device) -> bool:
+    "Whether torch.compile can generate code for `device`: on a CPU it needs a C++ compiler ($CXX, c++, g++ or clang++)"
+    if device.type != "cpu": return True
+    return any(shutil.which(c) for c in filter(None, (os.environ.get("CXX"), "c++", "g++", "clang++")))
+
 class CompileCB(Callback):
-    "torch.compile the model for the fit (after DDP wraps it)"
+    "torch.compile the model for the fit (after DDP wraps it); eager, with one warning, where nothing can compile it"
     order = -5
-    def before_fit(self, learn): learn.model = torch.compile(learn.model)
-    def after_fit(self, learn): learn.model = learn.model._orig_mod
+    def before_fit(self, learn):
+        if can_compile(learn.device): learn.model = torch.compile(learn.model)
+        elif learn.rank == 0: warnings.warn("torch.compile needs a C++ compiler on the CPU and none was found: training eagerly")
+    def after_fit(self, learn): learn.model = getattr(learn.model, "_orig_mod", learn.model)
 
 # %% ../nbs/07_pretraining.ipynb #8277b403
 @dataclass
@@ -522,7 +529,8 @@ TRAIN_PRESETS = dict(
     cpu_gpt2 = TrainConfig(GPTConfig(vocab_size=4096, block_size=256, n_layer=2, n_head=4, n_embd=256),
                            batch_size=16, lr=2e-3, warmup=100),                                       # this chapter's recipe
     cpu = TrainConfig(GPTConfig(vocab_size=2048, block_size=256, n_layer=2, n_head=4, n_embd=256, pos="rope", tie_weights=False),
-                      batch_size=16, lr=2e-3, warmup=30, optimizer="muon", muon_lr=0.02, embed_lr=0.05),   # chapter 07a's record
+                      batch_size=16, lr=2e-3, warmup=30, optimizer="muon", muon_lr=0.02, embed_lr=0.05,
+                      compile=True),                                                    # chapter 07a's record, compiled
 )
 
 # %% ../nbs/07_pretraining.ipynb #88049acc

@@ -108,12 +108,14 @@ def test_local_completions_against_our_server(runs, task):
     assert torch.allclose(theirs, ours, atol=1e-4), (theirs - ours).abs().max()
 
 
-def test_export_loads_offline_in_transformers(runs, tmp_path):
+@pytest.mark.parametrize('arch', ['gpt2', 'neox'])
+def test_export_loads_offline_in_transformers(runs, tmp_path, arch):
+    "A run exports as a folder transformers opens offline (GPT-2, or GPT-NeoX for rotary positions) and answers like ours"
     transformers = pytest.importorskip('transformers')
     from llm_nb.export import export_cli
     from llm_nb.chat import encode_chat, stop_ids
     from llm_nb.generate import generate
-    base, _ = runs
+    base = runs[0] if arch == 'gpt2' else make_run(tmp_path/'rope', pos='rope', tie_weights=False)
     sys_argv, sys.argv = sys.argv, ['llm_nb_export', str(base), '--hf', str(tmp_path/'hf')]
     try: export_cli()
     finally: sys.argv = sys_argv
@@ -125,23 +127,23 @@ m = transformers.AutoModelForCausalLM.from_pretrained({str(tmp_path/'hf')!r}, lo
 t = transformers.AutoTokenizer.from_pretrained({str(tmp_path/'hf')!r}, local_files_only=True)
 ids = t.apply_chat_template([dict(role='user', content='Who is Juliet?')], add_generation_prompt=True, return_dict=True, return_tensors='pt')['input_ids']
 out = m.generate(ids, max_new_tokens=16, do_sample=False)
-print(json.dumps(dict(ids=ids[0].tolist(), new=out[0, ids.size(1):].tolist(), eos=m.generation_config.eos_token_id)))
+print(json.dumps(dict(ids=ids[0].tolist(), new=out[0, ids.size(1):].tolist(), eos=m.generation_config.eos_token_id, arch=m.config.model_type)))
 """
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env={'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin'})
     assert r.returncode == 0, r.stderr[-2000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
     model, tok = load_gpt(base)
     ids = encode_chat(tok, [dict(role='user', content='Who is Juliet?')], add_generation_prompt=True)[0]
-    assert got['ids'] == ids and got['eos'] == stop_ids(tok)
+    assert got['ids'] == ids and got['eos'] == stop_ids(tok) and got['arch'] == {'gpt2': 'gpt2', 'neox': 'gpt_neox'}[arch]
     ours = generate(model, torch.tensor([ids]), 16, temperature=0, stop=stop_ids(tok), pad_id=-1)[0, len(ids):].tolist()
     assert got['new'] == [t for t in ours if t != -1][:len(got['new'])]
 
 
-def test_export_refuses_what_gpt2_cannot_express(tmp_path, monkeypatch, capsys):
+def test_export_refuses_what_hf_cannot_express(tmp_path, monkeypatch, capsys):
     from llm_nb.export import export_cli
-    run = make_run(tmp_path/'rope', pos='rope')
+    run = make_run(tmp_path/'rope', pos='rope', norm='rmsnorm')     # rotary goes to GPT-NeoX, which has no RMSNorm
     monkeypatch.setattr(sys, 'argv', ['llm_nb_export', str(run), '--hf', str(tmp_path/'hf')])
     with pytest.raises(SystemExit) as e: export_cli()
     err = capsys.readouterr().err.strip()
-    assert e.value.code == 2 and err.startswith('llm_nb_export: error: cannot export') and "pos='rope'" in err and '\n' not in err
+    assert e.value.code == 2 and err.startswith('llm_nb_export: error: cannot export') and "GPT-NeoX cannot express norm='rmsnorm'" in err and '\n' not in err
     assert not (tmp_path/'hf').exists()
