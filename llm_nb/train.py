@@ -460,7 +460,7 @@ class DDPCB(Callback):
         if isinstance(learn.model, DDP): learn.model = learn.model.module
 
 def can_compile(device:torch.device) -> bool:
-    "Whether torch.compile can generate code for `device`: on a CPU it needs a C++ compiler ($CXX, c++, g++ or clang++)"
+    "Whether torch.compile can generate code for `device`: on a CPU it needs a C++ compiler (the CXX variable, c++, g++ or clang++)"
     if device.type != "cpu": return True
     return any(shutil.which(c) for c in filter(None, (os.environ.get("CXX"), "c++", "g++", "clang++")))
 
