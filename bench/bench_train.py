@@ -17,8 +17,7 @@ Muon for the blocks' matrices), ours against transformers' `GPTNeoXForCausalLM` 
 import argparse, math, statistics, time
 from dataclasses import replace
 import torch
-from transformers import GPT2LMHeadModel, GPTNeoXForCausalLM
-from llm_nb.model import GPT, GPTConfig, hf_config, neox_name
+from llm_nb.model import GPT, GPTConfig, hf_config, hf_architecture, neox_name
 from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS, TRAIN_PRESETS
 from llm_nb.speedrun import muon_adamw
 
@@ -82,13 +81,10 @@ def matmuls_only(cfg, batch, steps, dtype):
 def hf(cfg, batch, steps, dtype, recipe=None):
     "Seconds per step of transformers' GPT-2 (with `recipe`: its GPT-NeoX of the recipe's model and the recipe's optimizer)"
     torch.manual_seed(0)
-    opt = None
-    if recipe is None: model = GPT2LMHeadModel(hf_config(cfg)).train()
-    else:
-        cfg = with_recipe(cfg, recipe)
-        model = (GPTNeoXForCausalLM if cfg.pos == 'rope' else GPT2LMHeadModel)(hf_config(cfg)).train()
-        if recipe.optimizer == 'muon': opt = muon_adamw(OurNames(model), 1e-3, recipe.muon_lr, recipe.embed_lr)
-    opt = opt or make_optimizer(model, 1e-3)
+    if recipe is not None: cfg = with_recipe(cfg, recipe)
+    model = hf_architecture(cfg)(hf_config(cfg)).train()
+    muon = recipe is not None and recipe.optimizer == 'muon'
+    opt = muon_adamw(OurNames(model), 1e-3, recipe.muon_lr, recipe.embed_lr) if muon else make_optimizer(model, 1e-3)
     x, _ = batch
     times, t = [], time.perf_counter()
     for _ in range(steps):

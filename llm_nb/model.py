@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['PRESETS', 'GPTConfig', 'make_norm', 'MLP', 'Block', 'PostNormBlock', 'GPT', 'LinearCrossEntropy',
            'linear_cross_entropy', 'Presets', 'get_config', 'hf_to_llm_nb', 'config_from_hf', 'config_from_state_dict',
-           'hf_config', 'llm_nb_to_hf', 'neox_name', 'neox_to_llm_nb', 'neox_config', 'config_from_neox']
+           'hf_config', 'llm_nb_to_hf', 'hf_architecture', 'neox_name', 'neox_to_llm_nb', 'neox_config',
+           'config_from_neox']
 
 # %% ../nbs/05_model.ipynb #e549ae49
 import math, torch, torch.nn as nn, torch.nn.functional as F
@@ -374,12 +375,19 @@ def llm_nb_to_hf(sd:dict,        # our state dict
     if cfg.pos != 'rope': return {k: v.t() if k.endswith(_CONV1D) else v for k, v in sd.items()}
     return {neox_name(k): _qkv_rows(v, cfg, True) if '.attn.c_attn.' in k else v for k, v in sd.items()}
 
+def hf_architecture(cfg:GPTConfig,   # our config: rotary positions go to GPT-NeoX, the rest to GPT-2
+                    head:str='lm'     # 'lm' (a causal language model) or 'classifier' (a sequence classifier, chapter 10)
+                   ):
+    "The `transformers` model class that `hf_config(cfg)` configures"
+    tfm, neox = _transformers(), cfg.pos == 'rope'
+    return dict(lm=tfm.GPTNeoXForCausalLM if neox else tfm.GPT2LMHeadModel,
+                classifier=tfm.GPTNeoXForSequenceClassification if neox else tfm.GPT2ForSequenceClassification)[head]
+
 @patch
 def to_hf(self:GPT, **kwargs # more config fields, e.g. eos_token_id=50256, attn_implementation='eager'
          ):
     "An equivalent `transformers.GPT2LMHeadModel` (a `GPTNeoXForCausalLM` for rotary positions; eval mode, on our device and dtype)"
-    tfm = _transformers()
-    hf = (tfm.GPTNeoXForCausalLM if self.config.pos == 'rope' else tfm.GPT2LMHeadModel)(hf_config(self.config, **kwargs))
+    hf = hf_architecture(self.config)(hf_config(self.config, **kwargs))
     hf.load_state_dict(llm_nb_to_hf(self.state_dict(), self.config))
     p = self.lm_head.weight
     return hf.to(device=p.device, dtype=p.dtype).eval()

@@ -16,7 +16,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
 from safetensors.torch import load_model
-from .model import GPT, GPTConfig, hf_config, llm_nb_to_hf
+from .model import GPT, GPTConfig, hf_config, hf_architecture, llm_nb_to_hf
 from .tokenizer import BPETokenizer
 from .chat import chat_prompt, chat_token, check_messages, generate_replies
 from .tasks import get_task, load_rows, wilson_interval, write_jsonl
@@ -103,9 +103,7 @@ def to_hf(self:RewardModel,
           pad_token_id:int,  # the id that pads sequences on the right (where HF finds the end)
           **kwargs):         # more config fields
     "An equivalent `transformers.GPT2ForSequenceClassification` (`GPTNeoXForSequenceClassification` for rotary positions; eval mode, our device and dtype)"
-    import transformers
-    cls = transformers.GPTNeoXForSequenceClassification if self.config.pos == 'rope' else transformers.GPT2ForSequenceClassification
-    hf = cls(hf_config(self.config, num_labels=1, pad_token_id=pad_token_id, **kwargs))
+    hf = hf_architecture(self.config, 'classifier')(hf_config(self.config, num_labels=1, pad_token_id=pad_token_id, **kwargs))
     hf.load_state_dict(llm_nb_to_hf({k: v for k, v in self.state_dict().items() if k != 'lm_head.weight'}, self.config))
     p = self.score.weight
     return hf.to(device=p.device, dtype=p.dtype).eval()
