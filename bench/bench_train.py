@@ -5,7 +5,8 @@ peer is trained by the usual loop (`model(input_ids, labels=...)`, backward, ste
 the two (A B A B ...) and the table reports the median seconds per step, so a busy machine slows both alike.
 Model FLOPs utilisation (MFU) = 6N + 12·L·d·T FLOPs per token × tokens/s ÷ the measured matmul peak.
 The last row times only the matmuls of a step (no softmax, GELU, norms, loss or optimizer): no implementation
-of this model, ours or HF's, can be faster than it on this machine. `--recipe` adds the main job's path: the
+of this model, ours or HF's, can be faster than it on this machine (with `--recipe`, a second ceiling adds the
+Newton–Schulz products of Muon's step, which the recipe's optimizer must also do). `--recipe` adds the main job's path: the
 same shape with the `cpu` preset's model options and optimizer (chapter 07a: rotary positions, an untied head,
 Muon for the blocks' matrices), ours against transformers' `GPTNeoXForCausalLM` of the same architecture (chapter
 05's export) trained with the same Muon + AdamW groups; its ratio is to that peer.
@@ -19,7 +20,7 @@ from dataclasses import replace
 import torch
 from llm_nb.model import GPT, GPTConfig, hf_config, hf_architecture, neox_name
 from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS, TRAIN_PRESETS
-from llm_nb.speedrun import muon_adamw
+from llm_nb.speedrun import muon_adamw, newton_schulz, hidden_matrices
 
 def matmul_peak(dtype, n=2048, reps=10):
     "Best FLOP/s of an n×n @ n×n matmul in `dtype`"
@@ -59,9 +60,10 @@ def ours(cfg, batch, steps, dtype, compile=False, recipe=None):
     Trainer(GPT(cfg), lambda step: [batch], cbs=cbs, max_steps=steps, lr=1e-3, dtype=dtype, opt_fn=opt_fn).fit()
     return timer.times
 
-def matmuls_only(cfg, batch, steps, dtype):
+def matmuls_only(cfg, batch, steps, dtype, muon=False):
     "Seconds per step of only the matmuls a training step does (forward and both backward GEMMs of every Linear, attention's"
-    " batched matmuls, the tied output layer), on preallocated tensors: the ceiling for any implementation of this model"
+    " batched matmuls, the tied output layer), on preallocated tensors: the ceiling for any implementation of this model;"
+    " with `muon`, also Muon's orthogonalisation of every hidden matrix (the optimizer's unavoidable products)"
     x, _ = batch
     B, T = x.shape
     n, C, nh, dt = B * T, cfg.n_embd, cfg.n_head, PRECISIONS[dtype]
@@ -71,10 +73,13 @@ def matmuls_only(cfg, batch, steps, dtype):
     bmm = [((B * nh, T, C // nh), (B * nh, C // nh, T)), ((B * nh, T, T), (B * nh, T, C // nh))] * cfg.n_layer
     shapes += bmm * 3                                                  # forward, and two GEMMs each in backward
     operands = [(torch.randn(a, dtype=dt), torch.randn(b, dtype=dt)) for a, b in shapes]
+    model = GPT(cfg)
+    momenta = [torch.randn_like(model.get_parameter(n)) for n in hidden_matrices(model)] if muon else []
     times = []
     for _ in range(steps):
         t = time.perf_counter()
         for a, b in operands: torch.matmul(a, b)
+        for m in momenta: newton_schulz(m)
         times.append(time.perf_counter() - t)
     return times
 
@@ -121,6 +126,7 @@ def main():
         if a.compile: contenders["llm_nb Trainer + compile, cpu recipe"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True, recipe=TRAIN_PRESETS["cpu"])[2:]
         contenders["HF GPTNeoXForCausalLM, cpu recipe"] = lambda d: hf(cfg, batch, a.steps, d, recipe=TRAIN_PRESETS["cpu"])
     contenders["only the matmuls (ceiling)"] = lambda d: matmuls_only(cfg, batch, a.steps, d)
+    if a.recipe: contenders["only the matmuls and Newton–Schulz (ceiling), cpu recipe"] = lambda d: matmuls_only(cfg, batch, a.steps, d, muon=True)
     rows = []
     for dtype in ("fp32", "bf16"):
         times = {name: [] for name in contenders}
