@@ -45,14 +45,16 @@ EXPLICIT_ATTENTION_MAX_T = 512   # longest causal block for which the explicit p
 def explicit_causal_attention(q:torch.Tensor, # queries (B, nh, T, hs)
                               k:torch.Tensor, # keys (B, nh, T, hs), already repeated for GQA
                               v:torch.Tensor, # values (B, nh, T, hs)
+                              mask:torch.Tensor|None=None, # bool (B or 1, 1, T, T), True = may attend: a causal mask with padding
                              ) -> torch.Tensor: # (B, nh, T, hs)
-    "Causal softmax(q·kᵀ/√hs)·v as batched matmuls; `baddbmm` scales the scores and adds the -inf mask in one call"
+    "Causal softmax(q·kᵀ/√hs)·v as batched matmuls; `baddbmm` scales the scores and adds the -inf bias (causal, or `mask`'s) in one call"
     B, nh, T, hs = q.shape
-    bias = torch.full((T, T), float('-inf'), dtype=q.dtype, device=q.device).triu_(1)   # -inf above the diagonal
+    if mask is None: bias = torch.full((T, T), float('-inf'), dtype=q.dtype, device=q.device).triu_(1)   # -inf above the diagonal
+    else: bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float('-inf')).expand(B, nh, T, T).flatten(0, 1)
     scores = torch.baddbmm(bias, q.flatten(0, 1), k.flatten(0, 1).transpose(1, 2), alpha=hs ** -0.5)  # (B·nh, T, T)
     return (scores.softmax(-1) @ v.flatten(0, 1)).view(B, nh, T, hs)
 
-def prefers_explicit_attention(q:torch.Tensor, # queries (B, nh, T, hs) of a plain causal block (no cache, no mask)
+def prefers_explicit_attention(q:torch.Tensor, # queries (B, nh, T, hs) of a causal block with no cached keys before it
                                dropout_p:float=0.0, # attention dropout in effect
                               ) -> bool:
     "True where `explicit_causal_attention` measured faster than the fused kernel: CPU, bf16, T ≤ EXPLICIT_ATTENTION_MAX_T, no dropout"
@@ -103,9 +105,9 @@ class CausalSelfAttention(nn.Module):
         if cache is not None: k, v = cache.update(self.layer_idx, k, v)     # all positions so far
         T_k = k.size(2)
         dropout_p = self.dropout if self.training else 0.0
-        if mask is None and T == T_k and prefers_explicit_attention(q, dropout_p):   # measured faster (see above)
+        if T == T_k and prefers_explicit_attention(q, dropout_p):   # measured faster (see above); `mask` holds the padding if any
             rep = self.n_head // self.n_kv_head
-            y = explicit_causal_attention(q, repeat_kv(k, rep), repeat_kv(v, rep))
+            y = explicit_causal_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask)
         else:
             if mask is None and 1 < T < T_k: mask = causal_mask(T, T_k, x.device)   # a block after cached tokens
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1, dropout_p=dropout_p,
