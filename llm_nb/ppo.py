@@ -257,7 +257,7 @@ class PPOConfig:
     warmup: int = 0                 # linear warmup steps
     min_lr_frac: float = 1.0        # final learning rate / peak (1: constant, as TRL's PPO runs often are)
     grad_clip: float|None = 1.0     # max global gradient norm
-    dtype: str = "fp32"             # autocast of the PPO updates (rollouts run in the weights' precision)
+    dtype: str = "bf16"             # autocast of the rollouts and the updates alike (so the first ratio of a rollout is 1)
     max_steps: int = 200            # optimizer steps when no time budget is given
     ckpt_every: int = 20            # steps between checkpoints
     eval_prompts: int = 100         # held-out prompts of the final gold evaluation (0: none)
@@ -289,7 +289,9 @@ class Rollouts:
         examples = [pool[i] for i in torch.randint(len(pool), (self.cfg.batch_size,), generator=g).tolist()]
         cfg = self.cfg if self.kl is None else replace(self.cfg, kl_coef=self.kl.value)
         t0 = time.perf_counter()
-        self.batch, self.stats = make_rollout(self.model, self.ref, self.reward_model, self.tokenizer, self.task, examples, cfg, g)
+        device = next(self.model.parameters()).device
+        with torch.autocast(device.type, dtype=PRECISIONS[cfg.dtype], enabled=cfg.dtype != "fp32"):
+            self.batch, self.stats = make_rollout(self.model, self.ref, self.reward_model, self.tokenizer, self.task, examples, cfg, g)
         self.index, self.stats["rollout"], self.stats["rollout_seconds"] = r, r, time.perf_counter() - t0
         if self.kl: self.kl.update(self.stats["kl"], self.cfg.batch_size)
 
