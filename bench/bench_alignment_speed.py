@@ -1,7 +1,8 @@
 """DPO and GRPO speed: llm_nb's stages against TRL 1.16's DPOTrainer and GRPOTrainer, same model, data, batch and lengths.
 
 Both run in this one invocation, one after the other, on the same SFT model (TRL's through `to_hf()`: a
-`GPT2LMHeadModel` and the tokenizer with its ChatML template, so both see the same token ids):
+`GPT2LMHeadModel`, or a `GPTNeoXForCausalLM` for a rotary model such as the `cpu` preset's, and the tokenizer with
+its ChatML template, so both see the same token ids):
 
 - DPO: the same preference pairs (sampled from the SFT model, ranked by the verse task's gold scorer, as `llm_nb_dpo`
   does), the same pairs per step, β, loss and learning rate. llm_nb computes the reference log-probs once before
