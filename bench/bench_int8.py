@@ -59,7 +59,7 @@ def main():
     cfg = args['cfg']
     data = prepare_data(args['corpus'], cfg['model']['vocab_size'], cfg['val_frac'], cfg['seed'])
     assert data.tokenizer.merges == tok.merges, "the run's tokenizer differs from its corpus cache"
-    variants = {'fp32': lambda m: m, 'ao quantize_dynamic int8': quantize_int8} | torchao_variants()
+    variants = {'fp32': lambda m: m, 'quantize_dynamic int8 (torch.ao.quantization)': quantize_int8} | torchao_variants()
     prompt = torch.tensor([tok.encode("ROMEO:\nWhat light through yonder window breaks? It is the east, and Juliet")[:32]])
     rows, ref = [], None
     for name, q in variants.items():

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['PRESETS', 'GPTConfig', 'make_norm', 'gelu_tanh', 'MLP', 'Block', 'PostNormBlock', 'GPT', 'LinearCrossEntropy',
            'linear_cross_entropy', 'Presets', 'get_config', 'hf_to_llm_nb', 'config_from_hf', 'config_from_state_dict',
-           'hf_config', 'llm_nb_to_hf', 'hf_architecture', 'neox_name', 'neox_to_llm_nb', 'neox_config',
-           'config_from_neox']
+           'check_hf_expressible', 'hf_config', 'llm_nb_to_hf', 'hf_architecture', 'neox_name', 'neox_to_llm_nb',
+           'neox_config', 'config_from_neox']
 
 # %% ../nbs/05_model.ipynb #e549ae49
 import math, torch, torch.nn as nn, torch.nn.functional as F
@@ -362,13 +362,19 @@ def from_pretrained(cls:GPT, name:str='gpt2', # a Hub id ('gpt2', 'gpt2-medium',
     return cls.from_hf(_transformers().AutoModelForCausalLM.from_pretrained(name, **kwargs))
 
 # %% ../nbs/05_model.ipynb #26be4f25
+def check_hf_expressible(cfg:GPTConfig, # the model to export
+                         architecture:str, # 'GPT-2' or 'GPT-NeoX', for the message
+                         pos:str): # the positions that architecture has: 'learned' or 'rope'
+    "ValueError naming every field of `cfg` that the Hugging Face `architecture` (our block, its positions) cannot express"
+    need = dict(pos=pos, norm='layernorm', mlp='gelu', bias=True, n_kv_head=cfg.n_head, qk_norm=False, value_embed=False, softcap=None)
+    if bad := [f"{k}={getattr(cfg, k)!r}" for k, v in need.items() if getattr(cfg, k) != v]:
+        raise ValueError(f"{architecture} cannot express {', '.join(bad)}: it needs {', '.join(f'{k}={v!r}' for k, v in need.items())}")
+
 def hf_config(cfg:GPTConfig, **kwargs # more `GPT2Config` fields, e.g. eos_token_id=50256
              ):
     "A `transformers.GPT2Config` equivalent to `cfg` (a `GPTNeoXConfig` for rotary positions); ValueError when neither can express it"
     if cfg.pos == 'rope': return neox_config(cfg, **kwargs)
-    need = dict(pos='learned', norm='layernorm', mlp='gelu', bias=True, n_kv_head=cfg.n_head, qk_norm=False, value_embed=False, softcap=None)
-    if bad := [f"{k}={getattr(cfg, k)!r}" for k, v in need.items() if getattr(cfg, k) != v]:
-        raise ValueError(f"GPT-2 cannot express {', '.join(bad)}: it needs {', '.join(f'{k}={v!r}' for k, v in need.items())}")
+    check_hf_expressible(cfg, 'GPT-2', 'learned')
     return _transformers().GPT2Config(**dict(
         vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
         activation_function='gelu_new', layer_norm_epsilon=1e-5, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
@@ -428,9 +434,7 @@ def neox_to_llm_nb(sd:dict,      # a `GPTNeoXForCausalLM` state dict
 def neox_config(cfg:GPTConfig, **kwargs # more `GPTNeoXConfig` fields, e.g. eos_token_id=...
                ):
     "A `transformers.GPTNeoXConfig` equivalent to the rotary `cfg`; ValueError when GPT-NeoX cannot express it"
-    need = dict(pos='rope', norm='layernorm', mlp='gelu', bias=True, n_kv_head=cfg.n_head, qk_norm=False, value_embed=False, softcap=None)
-    if bad := [f"{k}={getattr(cfg, k)!r}" for k, v in need.items() if getattr(cfg, k) != v]:
-        raise ValueError(f"GPT-NeoX cannot express {', '.join(bad)}: it needs {', '.join(f'{k}={v!r}' for k, v in need.items())}")
+    check_hf_expressible(cfg, 'GPT-NeoX', 'rope')
     return _transformers().GPTNeoXConfig(**dict(
         vocab_size=cfg.vocab_size, hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
         intermediate_size=4 * cfg.n_embd, hidden_act='gelu_pytorch_tanh', max_position_embeddings=cfg.block_size,
