@@ -50,9 +50,9 @@ def ours(a, cfg):
 
 def export(a, cfg, d:Path):
     "Our SFT and reward models through `to_hf()`, the tokenizer and the prompts, into `d` for trl112_ppo_speed.py"
-    tok = load_gpt(a.sft)[1]
+    policy, tok = load_gpt(a.sft)
     end, pad = chat_token(tok, "<|im_end|>"), chat_token(tok, "<|pad|>")
-    load_gpt(a.sft)[0].to_hf(eos_token_id=end, pad_token_id=pad).save_pretrained(d/"policy")
+    policy.to_hf(eos_token_id=end, pad_token_id=pad).save_pretrained(d/"policy")
     load_reward_model(a.rm)[0].to_hf(pad_token_id=pad).save_pretrained(d/"reward")
     tok.to_hf().save_pretrained(d/"tokenizer")
     pool = get_task(cfg.task).pool("train")
@@ -62,8 +62,8 @@ def export(a, cfg, d:Path):
     return dict(prompts=prompts, batch_size=cfg.batch_size, minibatches=cfg.minibatches, ppo_epochs=cfg.ppo_epochs, iterations=n,
                 max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, kl_coef=cfg.kl_coef, missing_end_penalty=cfg.missing_end_penalty, lr=cfg.lr)
 
-def theirs(a, spec, d:Path, dtype:str) -> list[float]:
-    "TRL 1.12's seconds per iteration with its updates in `dtype`, warm-up left out"
+def theirs(a, spec, d:Path, dtype:str) -> tuple[str, list[float]]:
+    "TRL's version, and TRL 1.12's seconds per iteration with its updates in `dtype`, warm-up left out"
     (d/"spec.json").write_text(json.dumps(dict(spec, bf16=dtype == "bf16")))
     res = subprocess.run([a.trl_python, str(ROOT/"bench"/"trl112_ppo_speed.py"), str(d)], capture_output=True, text=True)
     if res.returncode: raise SystemExit(f"TRL 1.12 run failed:\n{res.stderr[-3000:]}")

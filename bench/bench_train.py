@@ -19,7 +19,7 @@ import argparse, math, statistics, time
 from dataclasses import replace
 import torch
 from llm_nb.model import GPT, GPTConfig, hf_config, hf_architecture, neox_name
-from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS, TRAIN_PRESETS
+from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS, autocast_for, TRAIN_PRESETS
 from llm_nb.speedrun import muon_adamw, newton_schulz, hidden_matrices
 
 def matmul_peak(dtype, n=2048, reps=10):
@@ -93,7 +93,7 @@ def hf(cfg, batch, steps, dtype, recipe=None):
     x, _ = batch
     times, t = [], time.perf_counter()
     for _ in range(steps):
-        with torch.autocast("cpu", dtype=PRECISIONS[dtype], enabled=dtype != "fp32"):
+        with autocast_for(torch.device("cpu"), dtype):
             loss = model(input_ids=x, labels=x).loss   # HF shifts the labels itself
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

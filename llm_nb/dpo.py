@@ -17,7 +17,7 @@ from torch import Tensor
 from .chat import encode_chat, chat_token, generate_replies
 from .tasks import TASKS, get_task, evaluate_tasks
 from .sft import ConversationBatches, load_base
-from .train import Trainer, Callback, PRECISIONS, run_callbacks, fit_run, setup_distributed
+from .train import Trainer, Callback, PRECISIONS, autocast_for, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, open_run, positive, with_fields
 from .runs import override as override_fields
 
@@ -165,7 +165,7 @@ def reference_logps(model,             # the reference model (the SFT model)
     out = [torch.zeros(0, 2)]
     for b in range(0, len(encoded), batch_size):
         ids, mask = pad_pairs(encoded[b:b + batch_size], pad_id)
-        with torch.autocast(device.type, dtype=PRECISIONS[dtype], enabled=dtype != "fp32"):
+        with autocast_for(device, dtype):
             out.append(sequence_logps(model, ids.to(device), mask.to(device)).float().cpu().view(2, -1).t())
     return torch.cat(out)
 

@@ -21,7 +21,7 @@ from .chat import chat_prompt, chat_token, stop_ids
 from .tasks import get_task, evaluate_tasks
 from .sft import load_base
 from .reward import RewardModel, load_reward_model
-from .train import Trainer, Callback, PRECISIONS, run_callbacks, fit_run, setup_distributed
+from .train import Trainer, Callback, PRECISIONS, autocast_for, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, open_run, positive
 from .runs import override as override_fields
 
@@ -278,6 +278,7 @@ class Rollouts:
     "The batch source of PPO: step s is a minibatch of rollout s // steps_per_rollout, sampled when it begins"
     def __init__(self, model:PolicyAndValue, ref:GPT, reward_model:RewardModel, tokenizer, cfg:PPOConfig, device='cpu'):
         self.model, self.ref, self.reward_model, self.tokenizer, self.cfg = model, ref, reward_model, tokenizer, cfg
+        self.device = torch.device(device)
         self.task = get_task(cfg.task)
         self.kl = AdaptiveKL(cfg.kl_coef, cfg.target_kl, cfg.kl_horizon) if cfg.target_kl else None
         self.index, self.batch, self.stats = None, None, None
@@ -289,8 +290,7 @@ class Rollouts:
         examples = [pool[i] for i in torch.randint(len(pool), (self.cfg.batch_size,), generator=g).tolist()]
         cfg = self.cfg if self.kl is None else replace(self.cfg, kl_coef=self.kl.value)
         t0 = time.perf_counter()
-        device = next(self.model.parameters()).device
-        with torch.autocast(device.type, dtype=PRECISIONS[cfg.dtype], enabled=cfg.dtype != "fp32"):
+        with autocast_for(self.device, cfg.dtype):
             self.batch, self.stats = make_rollout(self.model, self.ref, self.reward_model, self.tokenizer, self.task, examples, cfg, g)
         self.index, self.stats["rollout"], self.stats["rollout_seconds"] = r, r, time.perf_counter() - t0
         if self.kl: self.kl.update(self.stats["kl"], self.cfg.batch_size)

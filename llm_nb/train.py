@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'TRAIN_PRESETS', 'lm_loss', 'perplexity', 'bits_per_byte', 'evaluate', 'RandomWindows', 'make_optimizer',
-           'lr_at', 'plot_schedule', 'Callback', 'CancelFitException', 'Trainer', 'EvalCB', 'sample_text', 'SampleCB',
-           'read_metrics', 'MetricsCB', 'plot_loss', 'ProgressCB', 'TimeBudgetCB', 'save_checkpoint', 'load_checkpoint',
-           'CheckpointCB', 'DDPCB', 'can_compile', 'CompileCB', 'TrainConfig', 'RunData', 'prepare_data',
-           'setup_distributed', 'run_callbacks', 'fit_run', 'pretrain', 'train_cli', 'generate_cli']
+           'lr_at', 'plot_schedule', 'Callback', 'CancelFitException', 'autocast_for', 'Trainer', 'EvalCB',
+           'sample_text', 'SampleCB', 'read_metrics', 'MetricsCB', 'plot_loss', 'ProgressCB', 'TimeBudgetCB',
+           'save_checkpoint', 'load_checkpoint', 'CheckpointCB', 'DDPCB', 'can_compile', 'CompileCB', 'TrainConfig',
+           'RunData', 'prepare_data', 'setup_distributed', 'run_callbacks', 'fit_run', 'pretrain', 'train_cli',
+           'generate_cli']
 
 # %% ../nbs/07_pretraining.ipynb #1eb8a2a2
 import math, os, sys, json, time, shutil, hashlib, contextlib, warnings
@@ -155,6 +156,11 @@ class CancelFitException(Exception):
 
 PRECISIONS = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
 
+def autocast_for(device:torch.device, # where the forward passes run
+                 dtype:str): # a key of PRECISIONS
+    "Context for forward passes on `device`: autocast to `dtype` (a no-op in fp32)"
+    return torch.autocast(device.type, dtype=PRECISIONS[dtype], enabled=dtype != "fp32")
+
 class Trainer:
     "A step-based training loop; evaluation, logging, checkpoints, time budgets and DDP are callbacks"
     def __init__(self, model:nn.Module,         # the model to train
@@ -192,7 +198,7 @@ class Trainer:
 
     def autocast(self):
         "Context for forward passes: autocast to `dtype` (a no-op in fp32)"
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.dtype], enabled=self.dtype != "fp32")
+        return autocast_for(self.device, self.dtype)
 
     def callback(self, hook:str):
         for cb in self.cbs:
