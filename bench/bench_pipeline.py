@@ -7,11 +7,13 @@ report card's figure). `--from DIR` summarises a pipeline that already ran into 
 
     python bench/bench_pipeline.py                          # ~15 minutes on a 2-core CPU
     python bench/bench_pipeline.py --from runs/pipeline     # only write the summary of an earlier run
+    python bench/bench_pipeline.py --name pipeline_avx2     # another machine's card beside the front page's
 """
 import argparse, os, platform, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 from llm_nb.pipeline import pipeline_card
-from llm_nb.runs import read_json
+from llm_nb.runs import read_json, resolve_dtype
+import torch
 
 RESULTS = Path(__file__).parent/"results"
 
@@ -20,6 +22,7 @@ def main():
     p.add_argument("--from", dest="done", default=None, help="a finished pipeline folder to summarise (default: run one)")
     p.add_argument("--out", default=None, help="pipeline folder (default: a temporary one)")
     p.add_argument("--time-budget", type=float, default=900, help="seconds for the whole pipeline")
+    p.add_argument("--name", default="pipeline", help="results file stem: bench/results/NAME.md and NAME_report.png")
     a = p.parse_args()
     wall = None
     if a.done: out = Path(a.done)
@@ -35,12 +38,13 @@ def main():
     stages_s = sum(d["seconds"] for d in state["done"].values())
     timing = (f"wall time {wall:.0f} s (stages {stages_s:.0f} s)" if wall else f"stages {stages_s:.0f} s (wall time not measured: --from)")
     head = (f"`llm_nb_pipeline --time-budget {state['args']['time_budget']:.0f}` (preset {state['args']['preset']}, corpus "
-            f"{state['args']['corpus']}) on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}): {timing}")
+            f"{state['args']['corpus']}) on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}, "
+            f"{torch.backends.cpu.get_cpu_capability()} kernels, dtype auto = {resolve_dtype('auto', 'cpu')}): {timing}")
     text = f"{head}\n\n```\n{pipeline_card(state['done'])}\n```\n\n{report.read_text().strip().removeprefix('# Report card').strip()}\n"
     text = text.replace("![report](report.png)", "").rstrip() + "\n"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS/"pipeline.md").write_text(text)
-    shutil.copy(report.with_suffix(".png"), RESULTS/"pipeline_report.png")
+    (RESULTS/f"{a.name}.md").write_text(text)
+    shutil.copy(report.with_suffix(".png"), RESULTS/f"{a.name}_report.png")
     print(text)
 
 if __name__ == "__main__": main()

@@ -5,7 +5,8 @@ tests/fixtures/make_trl112_ppo.py; TRL removed PPO in 1.13) on our weights expor
 and reference as `GPT2LMHeadModel`, the reward and value models as `GPT2ForSequenceClassification` (GPT-NeoX's
 `GPTNeoXForCausalLM` and `GPTNeoXForSequenceClassification` for rotary models, such as the `cpu` preset's), the
 tokenizer with its ChatML template. Same prompts, batch, reply budget, epochs and minibatches, sampling at temperature 1.
-Ours runs in `--dtype` (`PPOConfig.dtype`: bf16 autocast of the rollouts and the updates, the weights in fp32); TRL
+Ours runs in `--dtype` (default `PPOConfig.dtype` as `resolve_dtype` makes it on this machine: bf16 autocast of the
+rollouts and the updates where the CPU has bf16 kernels, fp32 elsewhere; the weights in fp32); TRL
 in bf16 (`bf16=True`: accelerate's autocast of the policy and value model it prepares; its reference and reward
 model stay fp32) and in fp32.
 Each side runs `--warmup` + `--iterations` iterations and is timed per iteration; the first `--warmup` (each side's
@@ -19,7 +20,7 @@ rounds of each round's ratio, with their range.
 import argparse, json, os, statistics, subprocess, tempfile, time
 from pathlib import Path
 import torch
-from llm_nb.runs import load_gpt
+from llm_nb.runs import load_gpt, resolve_dtype
 from llm_nb.chat import chat_prompt, chat_token
 from llm_nb.reward import load_reward_model
 from llm_nb.ppo import PPOConfig, PolicyAndValue, Rollouts, RolloutCB, ppo_step_loss
@@ -77,7 +78,8 @@ def main():
     p.add_argument("--iterations", type=int, default=6, help="PPO iterations timed on each side (their median is kept)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of (ours, TRL bf16, TRL fp32)")
     p.add_argument("--batch-size", type=int, default=32); p.add_argument("--max-new-tokens", type=int, default=40)
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default=PPOConfig.dtype, help="precision of our rollouts and updates (default: PPOConfig's)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default=resolve_dtype(PPOConfig.dtype, "cpu"),
+                   help="precision of our rollouts and updates (default: PPOConfig's, as this machine resolves it)")
     p.add_argument("--trl-python", default=str(ROOT/".venv-trl112/bin/python"))
     a = p.parse_args()
     cfg = PPOConfig(batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, eval_prompts=0, dtype=a.dtype)

@@ -17,7 +17,7 @@ from torch import Tensor
 from .chat import encode_chat, chat_token, generate_replies
 from .tasks import TASKS, get_task, evaluate_tasks
 from .sft import ConversationBatches, load_base
-from .train import Trainer, Callback, PRECISIONS, autocast_for, run_callbacks, fit_run, setup_distributed
+from .train import Trainer, Callback, DTYPES, autocast_for, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, open_run, positive, with_fields
 from .runs import override as override_fields
 
@@ -238,7 +238,7 @@ class DPOConfig:
     min_lr_frac: float = 0.1      # final learning rate / peak
     weight_decay: float = 0.0     # AdamW decay of >= 2-D weights
     grad_clip: float|None = 1.0   # max global gradient norm; None = no clipping
-    dtype: str = "bf16"           # fp32 | bf16 | fp16 autocast
+    dtype: str = "auto"           # auto | fp32 | bf16 | fp16 autocast (auto: bf16 where the hardware has it, else fp32)
     max_steps: int = 200          # steps when no time budget is given
     ckpt_every: int = 50          # steps between checkpoints
     eval_prompts: int = 300       # test prompts per task in the final evaluation (0: none)
@@ -250,7 +250,7 @@ class DPOConfig:
         if self.samples < 2: raise UsageError(f"samples must be at least 2 (a pair), got {self.samples}")
         if self.loss_type not in DPO_LOSSES: raise UsageError(f"loss_type={self.loss_type!r}; choose one of {list(DPO_LOSSES)}")
         if self.task not in TASKS: raise UsageError(f"task={self.task!r}; choose one of {list(TASKS)}")
-        if self.dtype not in PRECISIONS: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(PRECISIONS)}")
+        if self.dtype not in DTYPES: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(DTYPES)}")
         if self.batch_size % self.accum: raise UsageError(f"batch_size={self.batch_size} must be divisible by accum={self.accum}")
         if self.warmup < 0 or self.eval_pairs < 0 or self.eval_prompts < 0 or not 0 <= self.min_lr_frac <= 1:
             raise UsageError("need warmup >= 0, eval_pairs >= 0, eval_prompts >= 0 and 0 <= min_lr_frac <= 1")

@@ -17,7 +17,7 @@ from .dpo import token_logps, task_scores
 from .chat import chat_token, generate_replies
 from .tasks import TASKS, get_task
 from .sft import load_base
-from .train import Trainer, Callback, PRECISIONS, run_callbacks, fit_run, setup_distributed
+from .train import Trainer, Callback, DTYPES, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, open_run, positive, with_fields
 from .runs import override as override_fields
 
@@ -162,7 +162,7 @@ class GRPOConfig:
     min_lr_frac: float = 0.1      # final learning rate / peak
     weight_decay: float = 0.0     # AdamW decay of >= 2-D weights
     grad_clip: float|None = 1.0   # max global gradient norm; None = no clipping
-    dtype: str = "bf16"           # fp32 | bf16 | fp16 autocast of the training forward passes
+    dtype: str = "auto"           # auto | fp32 | bf16 | fp16 autocast of the training forward passes (auto: bf16 where the hardware has it)
     max_steps: int = 100          # steps when no time budget is given
     ckpt_every: int = 25          # steps between checkpoints
     eval_prompts: int = 300       # test prompts per task in the final evaluation (0: none)
@@ -174,7 +174,7 @@ class GRPOConfig:
         if self.num_generations < 2: raise UsageError(f"num_generations must be at least 2 (a group), got {self.num_generations}")
         if self.loss_type not in GRPO_LOSSES: raise UsageError(f"loss_type={self.loss_type!r}; choose one of {list(GRPO_LOSSES)}")
         if self.task not in TASKS: raise UsageError(f"task={self.task!r}; choose one of {list(TASKS)}")
-        if self.dtype not in PRECISIONS: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(PRECISIONS)}")
+        if self.dtype not in DTYPES: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(DTYPES)}")
         if self.beta < 0 or not 0 <= self.epsilon < 1 or self.epsilon_high < 0 or self.warmup < 0 or self.eval_prompts < 0 or not 0 <= self.min_lr_frac <= 1:
             raise UsageError("need beta >= 0, 0 <= epsilon < 1, epsilon_high >= 0, warmup >= 0, eval_prompts >= 0 and 0 <= min_lr_frac <= 1")
 

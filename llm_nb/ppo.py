@@ -21,7 +21,7 @@ from .chat import chat_prompt, chat_token, stop_ids
 from .tasks import get_task, evaluate_tasks
 from .sft import load_base
 from .reward import RewardModel, load_reward_model
-from .train import Trainer, Callback, PRECISIONS, autocast_for, run_callbacks, fit_run, setup_distributed
+from .train import Trainer, Callback, DTYPES, autocast_for, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, open_run, positive
 from .runs import override as override_fields
 
@@ -257,7 +257,7 @@ class PPOConfig:
     warmup: int = 0                 # linear warmup steps
     min_lr_frac: float = 1.0        # final learning rate / peak (1: constant, as TRL's PPO runs often are)
     grad_clip: float|None = 1.0     # max global gradient norm
-    dtype: str = "bf16"             # autocast of the rollouts and the updates alike (so the first ratio of a rollout is 1)
+    dtype: str = "auto"             # auto | fp32 | bf16 | fp16 autocast of the rollouts and the updates alike (so the first ratio of a rollout is 1)
     max_steps: int = 200            # optimizer steps when no time budget is given
     ckpt_every: int = 20            # steps between checkpoints
     eval_prompts: int = 100         # held-out prompts of the final gold evaluation (0: none)
@@ -269,7 +269,7 @@ class PPOConfig:
         if self.batch_size % self.minibatches: raise UsageError(f"batch_size={self.batch_size} must be divisible by minibatches={self.minibatches}")
         if self.kl_estimator not in ("k1", "k3"): raise UsageError(f"kl_estimator={self.kl_estimator!r}; choose 'k1' or 'k3'")
         if self.kl_coef < 0 or (self.target_kl is not None and self.target_kl <= 0): raise UsageError("need kl_coef >= 0 and target_kl > 0 (or None)")
-        if self.dtype not in PRECISIONS: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(PRECISIONS)}")
+        if self.dtype not in DTYPES: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(DTYPES)}")
 
     @property
     def steps_per_rollout(self) -> int: return self.ppo_epochs * self.minibatches

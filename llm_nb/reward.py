@@ -21,7 +21,7 @@ from .tokenizer import BPETokenizer
 from .chat import chat_prompt, chat_token, check_messages, generate_replies
 from .tasks import get_task, load_rows, wilson_interval, write_jsonl
 from .sft import load_base
-from .train import Trainer, PRECISIONS, run_callbacks, fit_run, setup_distributed
+from .train import Trainer, DTYPES, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, find_checkpoint, open_run, positive, read_json
 from .runs import override as override_fields
 
@@ -279,7 +279,7 @@ class RMConfig:
     weight_decay: float = 0.0     # AdamW decay of >= 2-D weights
     center_coef: float|None = 0.01 # centring term (None = off)
     grad_clip: float|None = 1.0   # max global gradient norm
-    dtype: str = "bf16"           # fp32 | bf16 | fp16 autocast
+    dtype: str = "auto"           # auto | fp32 | bf16 | fp16 autocast (auto: bf16 where the hardware has it, else fp32)
     max_steps: int = 300          # steps when no time budget is given
     ckpt_every: int = 100         # steps between checkpoints
     seed: int = 0                 # prompts, samples, labels, visiting order
@@ -289,7 +289,7 @@ class RMConfig:
             if not getattr(self, name) > 0: raise UsageError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.k < 2: raise UsageError(f"k must be at least 2 (replies to compare), got {self.k}")
         if self.tau < 0: raise UsageError(f"tau must be >= 0, got {self.tau}")
-        if self.dtype not in PRECISIONS: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(PRECISIONS)}")
+        if self.dtype not in DTYPES: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(DTYPES)}")
 
 def load_reward_model(path, device="cpu") -> tuple[RewardModel, BPETokenizer]:
     "The reward model (eval mode) and tokenizer of a reward-model run or checkpoint folder"

@@ -5,14 +5,15 @@
 # %% auto #0
 __all__ = ['atomic_write', 'write_json', 'read_json', 'UsageError', 'find_checkpoint', 'replace_folder', 'read_run', 'open_run',
            'save_run', 'split_items', 'parse_overrides', 'with_fields', 'override', 'positive', 'error_line', 'cli',
-           'load_gpt']
+           'native_bf16', 'resolve_dtype', 'load_gpt']
 
 # %% ../nbs/91_runs.ipynb #2cea1d73
-import ast, json, os, shutil, sys, tempfile, types, typing
+import ast, json, os, shutil, sys, tempfile, types, typing, warnings
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
+import torch
 from fastcore.script import anno_parser
 from safetensors import safe_open
 from safetensors.torch import load_model
@@ -210,6 +211,28 @@ def cli(func):
             sys.exit(2 if isinstance(e, UsageError) else 1)
         return result if isinstance(result, int) and not isinstance(result, bool) else None
     return _f
+
+# %% ../nbs/91_runs.ipynb #0008ef54
+def native_bf16(device # a torch.device or its name
+               ) -> bool:
+    "Whether `device` multiplies bf16 matrices with kernels of its own: a CUDA GPU with bf16, a CPU with oneDNN's bf16 path (AVX-512, Arm BF16)"
+    device = torch.device(device)
+    if device.type == "cuda": return torch.cuda.is_bf16_supported()
+    if device.type != "cpu": return False
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())   # PyTorch's own test for its CPU bf16 kernels
+    except (AttributeError, RuntimeError): return torch.cpu._is_avx512_bf16_supported()
+
+def resolve_dtype(dtype:str, # a recipe's dtype: auto | fp32 | bf16 | fp16
+                  device     # where the run trains
+                 ) -> str:
+    "The autocast precision of a run on `device`: auto is bf16 where `native_bf16`, else fp16 on CUDA and fp32 elsewhere"
+    if dtype not in ("auto", "bf16"): return dtype
+    device = torch.device(device)
+    if native_bf16(device): return "bf16"
+    if device.type == "cuda": return "fp16"                   # an older GPU: fp16 with a loss scaler
+    if dtype == "auto": return "fp32"
+    warnings.warn(f"dtype=bf16 on a {device.type} without bf16 matrix kernels runs far slower than fp32; dtype=auto picks fp32 here", stacklevel=2)
+    return "bf16"
 
 # %% ../nbs/91_runs.ipynb #63b20f27
 def load_gpt(path,            # a run folder or its checkpoint folder

@@ -14,7 +14,7 @@ from .model import GPT
 from .tokenizer import BPETokenizer
 from .chat import encode_chat, chat_token
 from .tasks import TASKS, load_conversations, evaluate_tasks
-from .train import Trainer, PRECISIONS, run_callbacks, fit_run, setup_distributed
+from .train import Trainer, DTYPES, run_callbacks, fit_run, setup_distributed
 from .runs import UsageError, cli, load_gpt, open_run, positive
 from .runs import override as override_fields
 
@@ -107,7 +107,7 @@ class SFTConfig:
     min_lr_frac: float = 0.1      # final learning rate / peak
     weight_decay: float = 0.0     # AdamW decay of >= 2-D weights
     grad_clip: float|None = 1.0   # max global gradient norm; None = no clipping
-    dtype: str = "bf16"           # fp32 | bf16 | fp16 autocast
+    dtype: str = "auto"           # auto | fp32 | bf16 | fp16 autocast (auto: bf16 where the hardware has it, else fp32)
     max_steps: int = 400          # steps when no time budget is given
     ckpt_every: int = 100         # steps between checkpoints
     examples: int = 4000          # training examples per task (at most: a task's pool may be smaller) from the tasks
@@ -119,7 +119,7 @@ class SFTConfig:
     def __post_init__(self):
         for name in ("batch_size", "accum", "lr", "max_steps", "ckpt_every", "examples", "group"):
             if not getattr(self, name) > 0: raise UsageError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.dtype not in PRECISIONS: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(PRECISIONS)}")
+        if self.dtype not in DTYPES: raise UsageError(f"dtype={self.dtype!r}; choose one of {list(DTYPES)}")
         if self.warmup < 0 or self.eval_prompts < 0 or not 0 <= self.min_lr_frac <= 1 or not 0 <= self.multi_turn < 1:
             raise UsageError("need warmup >= 0, eval_prompts >= 0, 0 <= min_lr_frac <= 1 and 0 <= multi_turn < 1")
 

@@ -8,17 +8,20 @@ __all__ = ['newton_schulz', 'OptimizerList', 'Muon', 'hidden_matrices', 'muon_ad
 # %% ../nbs/07a_speedrun.ipynb #1b6ba422
 import math, re, torch, torch.nn as nn
 from torch.distributed.tensor import DTensor, distribute_tensor
+from .runs import native_bf16
 
 # %% ../nbs/07a_speedrun.ipynb #129c4445
 def newton_schulz(G:torch.Tensor,                    # a matrix (a momentum of gradients)
                   steps:int=5,                       # iterations
                   coeffs=(3.4445, -4.7750, 2.0315),  # a, b, c of the odd polynomial
-                  eps:float=1e-7                     # floor of the norm G is divided by
-                 ) -> torch.Tensor:                  # about U Vᵀ, in bfloat16
+                  eps:float=1e-7,                    # floor of the norm G is divided by
+                  dtype:torch.dtype|None=None        # of the products; None = bf16 where the device has bf16 kernels, else fp32
+                 ) -> torch.Tensor:                  # about U Vᵀ, in `dtype`
     "About U Vᵀ for G = U Σ Vᵀ: the odd polynomial a·X + b·(XXᵀ)X + c·(XXᵀ)²X applied `steps` times to G / ‖G‖"
     a, b, c = coeffs
     wide = G.size(0) <= G.size(1)               # iterate on the wide side: XXᵀ is the smaller Gram matrix
-    X = G.bfloat16() if wide else G.bfloat16().T
+    if dtype is None: dtype = torch.bfloat16 if native_bf16(G.device) else torch.float32
+    X = G.to(dtype) if wide else G.to(dtype).T
     X = X / X.norm().clamp(min=eps)
     for _ in range(steps):
         A = X @ X.T
@@ -44,7 +47,10 @@ class OptimizerList:
         for o, s in zip(self.optimizers, state["optimizers"]): o.load_state_dict(s)
 
 class Muon(torch.optim.Muon):
-    "`torch.optim.Muon` whose step also takes sharded matrices (DTensors): each is orthogonalised whole, then cut back to this process's slice"
+    "`torch.optim.Muon` whose step also takes sharded matrices (DTensors) — each is orthogonalised whole, then cut back to this process's slice — and iterates in bf16 only where the machine has bf16 kernels"
+    def __init__(self, params, ns_dtype:torch.dtype|None=None, **kwargs): # ns_dtype: of the Newton–Schulz products (None: as `newton_schulz` picks)
+        super().__init__(params, **kwargs); self.ns_dtype = ns_dtype
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -61,9 +67,9 @@ class Muon(torch.optim.Muon):
                 buf.lerp_(p.grad, 1 - g["momentum"])                                # momentum: elementwise, on the local slice
                 update = p.grad.lerp(buf, g["momentum"]) if g["nesterov"] else buf
                 if isinstance(update, DTensor):                                     # FSDP / TP: Newton–Schulz needs the whole matrix
-                    ortho = newton_schulz(update.full_tensor(), g["ns_steps"], g["ns_coefficients"], g["eps"])
+                    ortho = newton_schulz(update.full_tensor(), g["ns_steps"], g["ns_coefficients"], g["eps"], self.ns_dtype)
                     ortho = distribute_tensor(ortho, update.device_mesh, update.placements, src_data_rank=None)
-                else: ortho = newton_schulz(update, g["ns_steps"], g["ns_coefficients"], g["eps"])
+                else: ortho = newton_schulz(update, g["ns_steps"], g["ns_coefficients"], g["eps"], self.ns_dtype)
                 p.mul_(1 - g["lr"] * g["weight_decay"])
                 p.add_(ortho, alpha=-g["lr"] * math.sqrt(max(1, p.shape[0] / p.shape[1])))
         return loss
@@ -79,7 +85,8 @@ def muon_adamw(model:nn.Module,          # a GPT (or a wrapper of one)
                embed_lr:float=None,      # AdamW peak lr of the token, value and position embeddings; None = lr
                weight_decay:float=0.0,   # AdamW decay of the embeddings and the output layer
                momentum:float=0.95,      # Muon's (Nesterov) momentum
-               betas=(0.9, 0.95)         # AdamW's moment decay rates
+               betas=(0.9, 0.95),        # AdamW's moment decay rates
+               ns_dtype:torch.dtype|None=None # Muon's Newton–Schulz products; None = bf16 where the machine has bf16 kernels, else fp32
               ) -> OptimizerList:
     "Muon for the blocks' matrices, AdamW for the rest; every group carries its `peak_lr` for the schedule"
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -87,7 +94,7 @@ def muon_adamw(model:nn.Module,          # a GPT (or a wrapper of one)
     embeds = [p for n, p in named.items() if n.split('.')[-2] in ('wte', 'vte', 'wpe')]
     rest = [p for n, p in named.items() if n not in hidden and n.split('.')[-2] not in ('wte', 'vte', 'wpe')]
     muon = Muon([dict(params=[named[n] for n in named if n in hidden], peak_lr=muon_lr)], lr=muon_lr,
-                weight_decay=0.0, momentum=momentum, nesterov=True)
+                weight_decay=0.0, momentum=momentum, nesterov=True, ns_dtype=ns_dtype)
     groups = [dict(params=embeds, peak_lr=embed_lr or lr, weight_decay=weight_decay),
               dict(params=[p for p in rest if p.dim() >= 2], peak_lr=lr, weight_decay=weight_decay),
               dict(params=[p for p in rest if p.dim() < 2], peak_lr=lr, weight_decay=0.0)]

@@ -59,7 +59,7 @@ def test_two_processes_equal_one(two):
 def test_muon_equals_one_process(two, four):
     "Chapter 07a's Muon under DDP, ZeRO-1, FSDP, TP, PP and 2-D meshes: each sharded matrix orthogonalised whole, as in one process"
     rows = read_json(two/"muon.json") + read_json(four/"muon.json")
-    equal(rows)                         # Newton-Schulz in bf16 turns 1e-8 gradient differences into ~5e-5 of loss (FSDP: exactly 0)
+    equal(rows)                         # Newton-Schulz (bf16 where the machine has it) turns 1e-8 gradient differences into ~5e-5 of loss (FSDP: exactly 0)
     assert [r["spec"] for r in rows] == MUON_TWO + MUON_FOUR
     assert read_json(two/"muon_fsdp_to_tp.json") == pytest.approx(read_json(two/"straight_muon.json")[3:], abs=1e-5)   # FSDP's Muon state resumed under TP
 

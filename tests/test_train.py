@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
 from llm_nb.data import load_corpus, split_documents
+from llm_nb.runs import resolve_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(tempfile.mkdtemp(prefix="llm_nb_scripts"))   # launchers like `llm_nb_train`, `llm_nb_generate`
@@ -45,7 +46,7 @@ def test_cli_end_to_end(env, corpus, tmp_path):
               "checkpoint/optimizer.pt", "metrics.jsonl", "loss.png", "samples.txt", "run.json"):
         assert (tmp_path/"run"/f).exists(), f
     final = json.loads((tmp_path/"run"/"metrics.jsonl").read_text().splitlines()[-1])
-    assert final["final"] and final["step"] == 20 and 0 < final["val_bpb"] < 8
+    assert final["final"] and final["step"] == 20 and 0 < final["val_bpb"] < 8 and final["dtype"] == "fp32"   # the tiny preset's own
     again = train(env, corpus, tmp_path/"run", "--max-steps", "20", check=False)
     assert again.returncode != 0 and "--resume" in again.stderr
     g = subprocess.run([*GENERATE, str(tmp_path/"run"), "--prompt", "ROMEO.", "--max-new-tokens", "20", "--seed", "0"],
@@ -53,9 +54,10 @@ def test_cli_end_to_end(env, corpus, tmp_path):
     assert g.stdout.startswith("ROMEO.") and len(g.stdout) > len("ROMEO.") + 5
 
 def test_time_budget(env, corpus, tmp_path):
-    train(env, corpus, tmp_path/"run", "--time-budget", "4", "--quiet")
+    train(env, corpus, tmp_path/"run", "--time-budget", "4", "--quiet", "--override", "dtype=auto")
     final = json.loads((tmp_path/"run"/"metrics.jsonl").read_text().splitlines()[-1])
     assert final["step"] > 5 and 3 < final["fit_seconds"] < 8, final
+    assert final["dtype"] == resolve_dtype("auto", "cpu")           # bf16 only where the CPU has bf16 kernels
 
 MUON = "optimizer=muon,embed_lr=0.01,schedule=wsd,tie_weights=False,pos=rope"   # the cpu preset's optimizer and model options, and WSD (chapter 07a)
 
