@@ -14,6 +14,7 @@ Muon for the blocks' matrices), ours against transformers' `GPTNeoXForCausalLM` 
     python bench/bench_train.py                      # 4 layers, d=256, vocab 4096, T=256, B=16
     python bench/bench_train.py --steps 8 --rounds 3 --compile --recipe
     python bench/bench_train.py --n-layer 2 --vocab 2048 --recipe     # the cpu preset's own shape
+    python bench/bench_train.py --dtypes fp32                         # one precision (the default skips bf16 on a CPU without bf16 kernels)
 """
 import argparse, math, statistics, time
 from dataclasses import replace
@@ -21,6 +22,7 @@ import torch
 from llm_nb.model import GPT, GPTConfig, hf_config, hf_architecture, neox_name
 from llm_nb.train import Trainer, Callback, make_optimizer, CompileCB, PRECISIONS, autocast_for, TRAIN_PRESETS
 from llm_nb.speedrun import muon_adamw, newton_schulz, hidden_matrices
+from llm_nb.runs import native_bf16
 
 def matmul_peak(dtype, n=2048, reps=10):
     "Best FLOP/s of an n×n @ n×n matmul in `dtype`"
@@ -109,16 +111,20 @@ def main():
     p.add_argument("--rounds", type=int, default=3, help="alternating runs of each contender")
     p.add_argument("--compile", action="store_true", help="also time our trainer with torch.compile")
     p.add_argument("--recipe", action="store_true", help="also time our trainer with the cpu preset's (chapter 07a's) model options and optimizer")
+    p.add_argument("--dtypes", default="fp32,bf16" if native_bf16("cpu") else "fp32",
+                   help="precisions, comma-separated (default: fp32, and bf16 where the CPU has bf16 kernels)")
     a = p.parse_args()
+    dtypes = a.dtypes.split(",")
+    if not set(dtypes) <= {"fp32", "bf16"}: p.error(f"--dtypes: fp32 and/or bf16, got {a.dtypes!r}")
     cfg = GPTConfig(vocab_size=a.vocab, block_size=a.block, n_layer=a.n_layer, n_head=max(1, a.n_embd // 64), n_embd=a.n_embd)
     g = torch.Generator().manual_seed(0)
     xy = torch.randint(0, a.vocab, (a.batch, a.block + 1), generator=g)
     batch = (xy[:, :-1], xy[:, 1:])
     flops_tok = GPT(cfg).flops_per_token()
-    peaks = {d: matmul_peak(PRECISIONS[d]) for d in ("fp32", "bf16")}
+    peaks = {d: matmul_peak(PRECISIONS[d]) for d in dtypes}
     print(f"model: {a.n_layer} layers x {a.n_embd}, vocab {a.vocab}, T={a.block}, B={a.batch}; "
           f"{flops_tok / 1e6:.1f} MFLOP/token; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s\n")
+    print("matmul peak: " + ", ".join(f"{d} {peaks[d] / 1e9:.0f} GFLOP/s" for d in dtypes) + f" (CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
     contenders = {"llm_nb Trainer": lambda d: ours(cfg, batch, a.steps, d), "HF GPT2LMHeadModel": lambda d: hf(cfg, batch, a.steps, d)}
     if a.compile: contenders["llm_nb Trainer + compile"] = lambda d: ours(cfg, batch, a.steps + 2, d, compile=True)[2:]
     if a.recipe:
@@ -128,7 +134,7 @@ def main():
     contenders["only the matmuls (ceiling)"] = lambda d: matmuls_only(cfg, batch, a.steps, d)
     if a.recipe: contenders["only the matmuls and Newton–Schulz (ceiling), cpu recipe"] = lambda d: matmuls_only(cfg, batch, a.steps, d, muon=True)
     rows = []
-    for dtype in ("fp32", "bf16"):
+    for dtype in dtypes:
         times = {name: [] for name in contenders}
         for _ in range(a.rounds):
             for name, run in contenders.items(): times[name] += run(dtype)[1:]

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import matplotlib.pyplot as plt
+import torch
 from .dpo import DPOConfig, dpo
 from .evaluate import report_card as evaluation_report
 from .grpo import GRPOConfig, grpo
 from .ppo import PPOConfig, ppo
 from .reward import RMConfig, train_reward_model
-from .runs import UsageError, cli, override, parse_overrides, positive, read_json, split_items, write_json
+from .runs import UsageError, cli, override, parse_overrides, positive, read_json, resolve_dtype, split_items, write_json
 from .sft import SFTConfig, sft
 from .tasks import TASKS
 from .train import TRAIN_PRESETS, pretrain
@@ -199,7 +200,9 @@ class Pipeline:
             raise UsageError(f"{self.out} already holds {what} choose another --out")
         total, fixed = self.args["time_budget"], self.args["fixed_steps"]
         self.clock = started or time.time()
-        self._log(f"pipeline: {len(self.stages)} stages into {self.out}/, " + ("fixed steps" if fixed else f"budget {total:.0f} s") + "\n" + plan_table(self.stages, total))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._log(f"pipeline: {len(self.stages)} stages into {self.out}/, " + ("fixed steps" if fixed else f"budget {total:.0f} s")
+                  + f"; dtype auto trains in {resolve_dtype('auto', device)} on this {device}\n" + plan_table(self.stages, total))
         created = not self.out.exists()
         self._save()
         try: self._run_stages(total, fixed)
