@@ -28,8 +28,8 @@ def trl_args(config, tmp_path, **kw):
     "A TRL config for this CPU: fp32 (TRL defaults to bf16 even here), no checkpointing, no logging"
     return config(output_dir=str(tmp_path/"trl"), bf16=False, use_cpu=True, report_to=[], gradient_checkpointing=False, **kw)
 
-def assert_same_grads(ours:GPT, hf, rtol=1e-5, atol=1e-7):
-    "Every parameter's gradient of our GPT equals that of the HF model's parameter of the same name"
+def assert_same_grads(ours:GPT, hf, rtol=1e-5, atol=1e-6):
+    "Every parameter's gradient of our GPT equals that of the HF model's parameter of the same name (fp32: 1e-6, as the issues ask; 1e-7 failed by a few ulps on an AVX2 CPU)"
     mine = dict(ours.named_parameters())
     for name, p in hf.named_parameters():
         g = p.grad.t() if name.endswith(_CONV1D) else p.grad
