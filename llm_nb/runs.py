@@ -8,7 +8,7 @@ __all__ = ['atomic_write', 'write_json', 'read_json', 'UsageError', 'find_checkp
            'native_bf16', 'resolve_dtype', 'load_gpt']
 
 # %% ../nbs/91_runs.ipynb #2cea1d73
-import ast, json, os, shutil, sys, tempfile, types, typing, warnings
+import ast, functools, json, os, shutil, sys, tempfile, types, typing, warnings
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from functools import wraps
@@ -213,6 +213,7 @@ def cli(func):
     return _f
 
 # %% ../nbs/91_runs.ipynb #0008ef54
+@functools.cache   # asked at every autocast and every Newton–Schulz step; a device's kernels do not change
 def native_bf16(device # a torch.device or its name
                ) -> bool:
     "Whether `device` multiplies bf16 matrices with kernels of its own: a CUDA GPU with bf16, a CPU with oneDNN's bf16 path (AVX-512, Arm BF16)"
