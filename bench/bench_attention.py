@@ -8,10 +8,13 @@ contenders. Runs alternate between the two contenders and the table reports medi
 
     python bench/bench_attention.py
     python bench/bench_attention.py --lengths 256 1024 --reps 20
+
+On a CPU without bf16 kernels (`native_bf16`: no AVX-512) only the fp32 rows run.
 """
 import argparse, statistics, time
 import torch, torch.nn.functional as F
 from llm_nb.attention import explicit_causal_attention, causal_mask, EXPLICIT_ATTENTION_MAX_T
+from llm_nb.runs import native_bf16
 
 def fused(q, k, v, mask=None): return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
 
@@ -36,8 +39,11 @@ def main():
     a = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {a.tokens} tokens per batch, "
           f"{a.heads} heads x {a.head_dim}; EXPLICIT_ATTENTION_MAX_T = {EXPLICIT_ATTENTION_MAX_T}\n")
+    rows = ((torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, True))
+    if not native_bf16("cpu"):                # emulated bf16 would take hours and is never trained in here (dtype auto = fp32)
+        rows = rows[:1]; print("this CPU has no bf16 kernels (no AVX-512): fp32 rows only\n")
     print("| dtype | mask | T | fused kernel ms | explicit ms | explicit vs fused |\n|---|---|---:|---:|---:|---:|")
-    for dtype, padded in ((torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, True)):
+    for dtype, padded in rows:
         for T in a.lengths:
             g = torch.Generator().manual_seed(0)
             q, k, v = (torch.randn(a.tokens // T, a.heads, T, a.head_dim, generator=g).to(dtype).requires_grad_() for _ in range(3))

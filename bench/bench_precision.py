@@ -12,6 +12,7 @@ matrix) and of a square one, each precision against fp32 in the same run.
 import argparse, math, platform, time
 import torch
 from llm_nb.runs import native_bf16, resolve_dtype
+from llm_nb.train import PRECISIONS
 
 SHAPES = [((4096, 256), (256, 1024)),    # B·T tokens × C @ C × 4C: the MLP's up-projection
           ((896, 256), (256, 2048)),     # a chunk of the fused loss: rows × C @ C × V
@@ -36,11 +37,10 @@ def main():
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}; native_bf16('cpu') = {native_bf16('cpu')}; "
           f"dtype='auto' trains in {resolve_dtype('auto', 'cpu')}\n")
-    dtypes = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
-    print("| product | " + " | ".join(f"{n} GFLOP/s" for n in dtypes) + " | bf16 / fp32 | fp16 / fp32 |")
-    print("|---|" + "---:|" * (len(dtypes) + 2))
+    print("| product | " + " | ".join(f"{n} GFLOP/s" for n in PRECISIONS) + " | bf16 / fp32 | fp16 / fp32 |")
+    print("|---|" + "---:|" * (len(PRECISIONS) + 2))
     for sa, sb in SHAPES:
-        g = {n: gflops(sa, sb, d, a.seconds) for n, d in dtypes.items()}
+        g = {n: gflops(sa, sb, d, a.seconds) for n, d in PRECISIONS.items()}
         print(f"| {sa[0]}×{sa[1]} @ {sb[0]}×{sb[1]} | " + " | ".join(f"{v:,.1f}" for v in g.values())
               + f" | {g['bf16'] / g['fp32']:.3f}× | {g['fp16'] / g['fp32']:.3f}× |", flush=True)
 
